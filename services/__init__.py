@@ -1,0 +1,1 @@
+"""The four DDAS pipeline services, each runnable on its own."""
