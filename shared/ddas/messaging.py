@@ -1,0 +1,114 @@
+"""Kafka plumbing for the services: FastStream brokers and routers built from settings with the
+platform's delivery guarantees, a start-up guard for them, and topic administration.
+
+The guarantee: a consumer commits a message's offset only after its handler finished without an
+error. FastStream's default (ACK_FIRST: auto-commit on receipt) would lose a message whose handler
+crashes; with NACK_ON_ERROR a failed message is sought back to and delivered again, to this
+consumer or to the group member that takes its partition over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaRouter
+
+from ddas.settings import KafkaSettings
+
+COMMIT_AFTER_PROCESSING = AckPolicy.NACK_ON_ERROR
+"""The ack policy of every subscriber: commit after success, redeliver after an error."""
+
+
+class UnsafeAckPolicy(RuntimeError):
+    """A subscriber would commit offsets before its handler finished."""
+
+
+def build_broker(settings: KafkaSettings | None = None, **overrides: Any) -> KafkaBroker:
+    """A KafkaBroker for `settings` whose subscribers commit after processing and whose producer
+    is idempotent and waits for all in-sync replicas (no duplicates or losses on retries)."""
+    params: dict[str, Any] = {
+        **(settings or KafkaSettings()).to_faststream_params(),
+        "ack_policy": COMMIT_AFTER_PROCESSING,
+        "acks": "all",
+        "enable_idempotence": True,
+    }
+    params.update(overrides)
+    return KafkaBroker(**params)
+
+
+def build_router(**kwargs: Any) -> KafkaRouter:
+    """A KafkaRouter with the same ack policy as `build_broker`.
+
+    Needed because FastStream fixes a router subscriber's auto-commit when the subscriber is
+    declared, before the router is included: a plain KafkaRouter() subscriber stays ACK_FIRST
+    even inside a broker built by `build_broker`.
+    """
+    kwargs.setdefault("ack_policy", COMMIT_AFTER_PROCESSING)
+    return KafkaRouter(**kwargs)
+
+
+def check_ack_policies(broker: KafkaBroker) -> None:
+    """Refuse to start a broker with a subscriber that would commit before processing."""
+    for subscriber in broker.subscribers:
+        policy = getattr(subscriber, "ack_policy", None)
+        auto_commit = getattr(subscriber, "_connection_args", {}).get("enable_auto_commit")
+        if policy is AckPolicy.ACK_FIRST or auto_commit:
+            handlers = ", ".join(str(call.name) for call in getattr(subscriber, "calls", []))
+            topics = ", ".join(
+                str(getattr(t, "name", t)) for t in getattr(subscriber, "topics", [])
+            )
+            raise UnsafeAckPolicy(
+                f"subscriber {handlers or subscriber!r} of {topics or '?'} commits offsets "
+                "before processing (ACK_FIRST): declare it on build_broker()/build_router() "
+                "or pass ack_policy=COMMIT_AFTER_PROCESSING"
+            )
+
+
+@contextlib.asynccontextmanager
+async def kafka_admin(settings: KafkaSettings | None = None) -> AsyncIterator[Any]:
+    """An aiokafka admin client for topic administration, closed on exit."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**(settings or KafkaSettings()).to_aiokafka_params())
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def create_topics(
+    names: Iterable[str],
+    *,
+    partitions: int = 1,
+    replication_factor: int = 1,
+    settings: KafkaSettings | None = None,
+) -> None:
+    """Create topics that do not exist yet (existing ones are left as they are)."""
+    from aiokafka.admin import NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    async with kafka_admin(settings) as admin:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)
+            for name in names
+            if name not in existing
+        ]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process was quicker
+                await admin.create_topics(wanted)
+
+
+async def delete_topics(names: Iterable[str], *, settings: KafkaSettings | None = None) -> None:
+    names = list(names)
+    if not names:
+        return
+    async with kafka_admin(settings) as admin:
+        present = set(await admin.list_topics())
+        doomed = [n for n in names if n in present]
+        if doomed:
+            await admin.delete_topics(doomed)
