@@ -178,3 +178,76 @@ def _postgres_container() -> Iterator[str]:
         yield url
     finally:
         container.stop()
+
+
+# -- the shared folder and the DDAS-app peer (tests and benchmarks) -------------------------
+
+#: `../shared` beside the repository: the official schema, the real test files, the peer.
+SHARED_DIR = Path(os.environ.get("DDAS_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared"))
+PEER_SCHEMA = SHARED_DIR / "ddas/spec/schuldhulpverlening-v1.0/json_schema_Uitwisselmodel.json"
+
+
+def shared_dir() -> Path:
+    """The shared folder; raises when it is missing (tests fail on it, they never skip)."""
+    if not (SHARED_DIR / "ddas").is_dir():
+        raise FileNotFoundError(
+            f"{SHARED_DIR}/ddas not found: the tests and benchmarks need the shared folder beside "
+            "the repository (or DDAS_SHARED_DIR pointing at it)"
+        )
+    return SHARED_DIR
+
+
+def ensure_peer(cache: Path | None = None) -> Path:
+    """The DDAS-app peer (Node.js + ajv) ready to run: a copy of ../shared/bench/ddas-app-peer
+    with its pinned npm dependencies installed under .cache/. Returns the path of peer.js."""
+    import shutil
+    import subprocess
+
+    peer = (cache or Path(__file__).resolve().parents[2] / ".cache") / "ddas-app-peer"
+    if not (peer / "node_modules/ajv-formats").is_dir():
+        if shutil.which("npm") is None:
+            raise FileNotFoundError("node and npm are needed to run the DDAS-app peer")
+        shutil.rmtree(peer, ignore_errors=True)
+        shutil.copytree(shared_dir() / "bench/ddas-app-peer", peer)
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--silent"],
+            cwd=peer,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return peer / "peer.js"
+
+
+def peer_result(peer_stdout: bytes | str) -> dict[str | None, dict[str, object]]:
+    """The peer's tables in `ddas check --json`'s shape, keyed by gemeentecode (None: absent).
+
+    One deliberate difference: we normalise a code such as `GM111` or `599` to its four digits
+    (with a warning, domain.md) before grouping, where the app shows the raw code as a row of
+    its own; the peer's rows are renamed the same way here (and must not collide).
+    """
+    import json
+
+    from ddas.domain.tables import groep
+
+    rows = json.loads(peer_stdout)
+    result = {
+        (None if code == "onbekend*" else groep(code)): {
+            "trajecten": r["trajecten"],
+            "unieke_bsn": r["unieke_bsn"],
+            "unieke_actieve_bsn": r["unieke_actieve_bsn"],
+            "laatste_stap": {
+                ("onbekend" if k == "onbekend*" else k): v for k, v in r["laatste_stap"].items()
+            },
+        }
+        for code, r in rows.items()
+    }
+    if len(result) != len(rows):
+        raise ValueError("two of the peer's raw codes normalise to one: compare by hand")
+    return result
+
+
+def check_result(check_json: dict[str, object]) -> dict[str | None, dict[str, object]]:
+    """`ddas check --json`'s tables keyed by gemeentecode, to compare with `peer_result`."""
+    rows = check_json["gemeenten"]
+    assert isinstance(rows, list)
+    return {r["gemeentecode"]: {k: v for k, v in r.items() if k != "gemeentecode"} for r in rows}
