@@ -27,8 +27,12 @@ class Finding:
     message: str  # Dutch, actionable, free of personal values
 
     def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "ernst": str(self.ernst), "pointer": self.pointer,
-                "message": self.message}
+        return {
+            "code": self.code,
+            "ernst": str(self.ernst),
+            "pointer": self.pointer,
+            "message": self.message,
+        }
 
 
 def pointer(*parts: str | int) -> str:

@@ -13,32 +13,43 @@ from typing import Any
 
 # Process order; on equal dates the earlier step wins (aanmelding beats intake on the same day).
 STAPPEN: tuple[str, ...] = (
-    "aanmelding", "intake", "stabilisatie", "schuldregeling", "oplossing", "nazorg", "uitstroom",
+    "aanmelding",
+    "intake",
+    "stabilisatie",
+    "schuldregeling",
+    "oplossing",
+    "nazorg",
+    "uitstroom",
 )
 
 
-def _first(step: dict[str, Any], keys: tuple[str, str, str]) -> str | None:
-    for key in keys:
-        value = step.get(key)
-        if value is not None:
-            return value[:10] if isinstance(value, str) else None
-    return None
+def in_period(
+    traject: dict[str, Any], start: str, eind: str
+) -> tuple[bool, str | None, str | None]:
+    """For one trajectory and period [start, eind]: whether it is active, and its most recent
+    step in the period with that step's date (None, None when it has none).
 
-
-_ACTIVITY_KEYS = ("startdatum", "datum", "datumAfronding")
-_ACTIVITY_KEYS_UITSTROOM = ("datum", "datumAfronding", "startdatum")
-_RECENT_KEYS = ("startdatum", "datumAfronding", "datum")
-
-
-def activity_date(name: str, step: Any) -> str | None:
-    """The date that makes a trajectory active when it lies in the period (Table 1)."""
-    if not isinstance(step, dict):
-        return None
-    return _first(step, _ACTIVITY_KEYS_UITSTROOM if name == "uitstroom" else _ACTIVITY_KEYS)
-
-
-def recent_date(step: Any) -> str | None:
-    """The date that orders steps when looking for a client's most recent step (Table 2)."""
-    if not isinstance(step, dict):
-        return None
-    return _first(step, _RECENT_KEYS)
+    The same definitions as `activity_date` and `recent_date`, written out in one loop because
+    it runs for every trajectory of a delivery (200,000 in a national file).
+    """
+    actief = False
+    laatste_stap = laatste_datum = None
+    get = traject.get
+    for naam in STAPPEN:
+        stap = get(naam)
+        if type(stap) is not dict:
+            continue
+        s, d, a = stap.get("startdatum"), stap.get("datum"), stap.get("datumAfronding")
+        if not actief:
+            if naam == "uitstroom":
+                act = d if d is not None else a if a is not None else s
+            else:
+                act = s if s is not None else d if d is not None else a
+            actief = type(act) is str and start <= act[:10] <= eind
+        recent = s if s is not None else a if a is not None else d
+        if type(recent) is str:
+            recent = recent[:10]
+            # strictly later only: on equal dates the earlier step in process order wins
+            if start <= recent <= eind and (laatste_datum is None or recent > laatste_datum):
+                laatste_stap, laatste_datum = naam, recent
+    return actief, laatste_stap, laatste_datum
