@@ -1,27 +1,34 @@
-"""The `ddas` command line: one group, each subcommand in a module of its own."""
+"""The `ddas` command line: one group, each subcommand in a module of its own.
+
+Subcommands are imported only when they run (click's lazy-group pattern), so that `ddas check`
+does not pay for the broker and database libraries that `ddas infra` needs.
+"""
 
 from __future__ import annotations
 
+from importlib import import_module
+
 import click
 
+# name -> module exposing `command`
+SUBCOMMANDS: dict[str, str] = {
+    "check": "ddas.cli.check",
+    "generate": "ddas.cli.generate",
+    "infra": "ddas.cli.infra",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *SUBCOMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in SUBCOMMANDS:
+            command: click.Command = import_module(SUBCOMMANDS[cmd_name]).command
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """DDAS collection platform: check files offline, run the infrastructure and services."""
-
-
-def _register() -> None:
-    # Subcommands register themselves here; each module adds one command or group to `main`.
-    from importlib import import_module
-
-    for name in ("infra", "check", "generate"):
-        try:
-            module = import_module(f"ddas.cli.{name}")
-        except ModuleNotFoundError as exc:  # a subcommand not yet built
-            if exc.name != f"ddas.cli.{name}":
-                raise
-            continue
-        main.add_command(module.command)
-
-
-_register()

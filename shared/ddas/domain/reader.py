@@ -111,7 +111,9 @@ class Traject(msgspec.Struct, frozen=True):
 
     @property
     def pointer(self) -> str:
-        return pointer("leveringen", self.levering, "schuldhulptrajecten", self.index)
+        # Built for every trajectory (the rules keep it): the parts need no escaping, so an
+        # f-string rather than the general `pointer()`.
+        return f"/leveringen/{self.levering}/schuldhulptrajecten/{self.index}"
 
 
 Part = RootHeader | LeveringHeader | Traject

@@ -39,14 +39,18 @@ def in_period(
         stap = get(naam)
         if type(stap) is not dict:
             continue
-        s, d, a = stap.get("startdatum"), stap.get("datum"), stap.get("datumAfronding")
-        if not actief:
+        s = stap.get("startdatum")
+        if s is not None and naam != "uitstroom":
+            act = recent = s  # the common case: a step with a startdatum
+        else:
+            d, a = stap.get("datum"), stap.get("datumAfronding")
             if naam == "uitstroom":
                 act = d if d is not None else a if a is not None else s
             else:
                 act = s if s is not None else d if d is not None else a
-            actief = type(act) is str and start <= act[:10] <= eind
-        recent = s if s is not None else a if a is not None else d
+            recent = s if s is not None else a if a is not None else d
+        if not actief and type(act) is str:
+            actief = start <= act[:10] <= eind
         if type(recent) is str:
             recent = recent[:10]
             # strictly later only: on equal dates the earlier step in process order wins

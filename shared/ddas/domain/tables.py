@@ -93,9 +93,9 @@ def traject_feit(
 @dataclass(slots=True)
 class _Rij:
     trajecten: int = 0
-    bsns: set[str] = field(default_factory=set)
     actief: set[str] = field(default_factory=set)
-    # BSN -> (step, date) of its most recent step in P so far; (ONBEKEND, None) when none yet
+    # Every BSN of the row -> (step, date) of its most recent step in P so far; (ONBEKEND,
+    # None) when none yet. Its size is the row's number of unique BSNs.
     laatste: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
 
@@ -141,7 +141,6 @@ class Tabellen:
         rij.trajecten += 1
         if not feit.bsns:
             return
-        rij.bsns.update(feit.bsns)
         if feit.actief:
             rij.actief.update(feit.bsns)
         laatste = rij.laatste
@@ -158,7 +157,7 @@ class Tabellen:
             per_stap = dict.fromkeys(LAATSTE_STAP_KOLOMMEN, 0)
             for stap, _ in rij.laatste.values():
                 per_stap[stap] += 1
-            rijen.append(Rij(code, rij.trajecten, len(rij.bsns), len(rij.actief), per_stap))
+            rijen.append(Rij(code, rij.trajecten, len(rij.laatste), len(rij.actief), per_stap))
         totaal_per_stap = {k: sum(r.laatste_stap[k] for r in rijen) for k in LAATSTE_STAP_KOLOMMEN}
         totaal = Rij(
             None,
