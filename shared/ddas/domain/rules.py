@@ -35,14 +35,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from ddas.domain import bsn as bsn_mod
 from ddas.domain import gemeenten
 from ddas.domain.findings import Ernst, Finding, pointer
 from ddas.domain.steps import STAPPEN
 
-__all__ = ["RULES", "Regel", "RuleEngine", "check_document", "rules_markdown"]
+__all__ = [
+    "RULES",
+    "ChunkRuleEngine",
+    "Regel",
+    "RegelFeit",
+    "RuleEngine",
+    "check_document",
+    "rules_markdown",
+]
 
 FOUT, WAARSCHUWING = Ernst.FOUT, Ernst.WAARSCHUWING
 
@@ -311,6 +319,19 @@ def _datum(value: object) -> str | None:
 _DATUMS_GEZIEN: dict[str, str] = {}
 
 
+def _bsn_feiten(client: dict[str, Any], raw: str) -> tuple[str, bool, bool]:
+    """A client's BSN (a string) as the rules see it: the normalised BSN ("" when nothing is
+    left), whether normalising changed it into 9 digits (bsn.genormaliseerd) and whether it
+    passes the 11-check. A pseudonymised client (ddas.domain.pseudonym) carries these facts of
+    its raw BSN in `bsnControle`, with the pseudonym of the normalised BSN in its place."""
+    bc = client.get("bsnControle")
+    if type(bc) is dict and type(p := bc.get("pseudoniem")) is str:
+        leeg = bc.get("leeg") is True
+        return "" if leeg else p, bc.get("genormaliseerd") is True, bc.get("elfproef") is True
+    b = bsn_mod.normalise(raw)
+    return b, b != raw and len(b) == 9, bsn_mod.is_valid(b)
+
+
 def _dict(value: object) -> dict[str, Any] | None:
     return value if type(value) is dict else None
 
@@ -512,29 +533,37 @@ class RuleEngine:
             if len(clients) > 2:
                 return False
             for c in clients:
-                b = c.get("Burgerservicenummer")
-                if (
-                    type(b) is not str
-                    or len(b) != 9
-                    or not b.isdigit()
-                    or not b.isascii()
-                    or b == b1
-                    or b == "000000000"
-                ):
-                    return False
-                v = b.encode()  # the 11-check as in bsn.is_valid, inline
-                if (
-                    v[0] * 9
-                    + v[1] * 8
-                    + v[2] * 7
-                    + v[3] * 6
-                    + v[4] * 5
-                    + v[5] * 4
-                    + v[6] * 3
-                    + v[7] * 2
-                    - v[8]
-                ) % 11 != 7:
-                    return False
+                bc = c.get("bsnControle")
+                if bc is not None:  # pseudonymised (ddas.domain.pseudonym): the raw BSN's facts
+                    if bc.get("elfproef") is not True or bc.get("genormaliseerd") is not False:
+                        return False
+                    b = bc.get("pseudoniem")
+                    if type(b) is not str or b == b1:
+                        return False
+                else:
+                    b = c.get("Burgerservicenummer")
+                    if (
+                        type(b) is not str
+                        or len(b) != 9
+                        or not b.isdigit()
+                        or not b.isascii()
+                        or b == b1
+                        or b == "000000000"
+                    ):
+                        return False
+                    v = b.encode()  # the 11-check as in bsn.is_valid, inline
+                    if (
+                        v[0] * 9
+                        + v[1] * 8
+                        + v[2] * 7
+                        + v[3] * 6
+                        + v[4] * 5
+                        + v[5] * 4
+                        + v[6] * 3
+                        + v[7] * 2
+                        - v[8]
+                    ) % 11 != 7:
+                        return False
                 if b1 is None:
                     b1 = b
                 else:
@@ -740,8 +769,8 @@ class RuleEngine:
                     )
                 continue
             bptr = f"{ptr}/client/{i}/Burgerservicenummer"
-            b = bsn_mod.normalise(raw)
-            if b != raw and len(b) == 9:
+            b, genormaliseerd, elfproef = _bsn_feiten(c, raw)
+            if genormaliseerd:
                 found.append(
                     Finding(
                         "bsn.genormaliseerd",
@@ -751,7 +780,7 @@ class RuleEngine:
                         "als 9 cijfers. Lever het BSN als precies 9 cijfers.",
                     )
                 )
-            if not bsn_mod.is_valid(b):
+            if not elfproef:
                 found.append(
                     Finding(
                         "bsn.elfproef",
@@ -957,7 +986,7 @@ class RuleEngine:
             for c in clients[:2]:  # more than 2 clients is a schema finding
                 b = c.get("Burgerservicenummer") if type(c) is dict else None
                 if type(b) is str:
-                    b = bsn_mod.normalise(b)
+                    b = _bsn_feiten(c, b)[0]
                     # the same BSN twice in one trajectory is bsn.dubbel_in_traject only
                     if b and b not in bsns:
                         bsns.append(b)
@@ -1024,6 +1053,13 @@ class RuleEngine:
                     more[b2] = [f, occ | 1]
                 else:
                     m.append(occ | 1)
+
+    def record(self, feit: RegelFeit, ptr: str) -> None:
+        """Feed the cross-trajectory rules one trajectory's stored facts (what `check_traject`
+        recorded for it, see `ChunkRuleEngine`), in file order, instead of the trajectory.
+        The services check chunks apart and run `finish` over the stored facts of the whole
+        delivery."""
+        self._record(feit.gemeentecode, feit.bsn1, feit.bsn2, feit.start, feit.eind, ptr)
 
     # -- the end of the file --------------------------------------------------------------
 
@@ -1123,6 +1159,46 @@ class RuleEngine:
             for key in keys:
                 eerder.setdefault(key, []).append(lev)
         return found
+
+
+class RegelFeit(NamedTuple):
+    """What the cross-trajectory rules keep of one trajectory: its normalised gemeentecode, its
+    clients' (normalised) BSNs or pseudonyms, and its interval (start, end). Free of any other
+    personal data; the services store it per trajectory (see `RuleEngine.record`)."""
+
+    gemeentecode: str | None
+    bsn1: str | None
+    bsn2: str | None
+    start: str | None
+    eind: str | None
+
+
+class ChunkRuleEngine(RuleEngine):
+    """A RuleEngine for a part of a delivery (a chunk): `check_traject_feit` gives a
+    trajectory's findings and, instead of remembering it, what the cross-trajectory rules need
+    of it. That `RegelFeit` is stored and fed to the delivery's own engine later with
+    `RuleEngine.record`, in file order, before its `finish`."""
+
+    _feit: RegelFeit | None = None
+
+    def _record(
+        self,
+        code: str | None,
+        b1: str | None,
+        b2: str | None,
+        start: str | None,
+        eind: str | None,
+        ptr: str,
+    ) -> None:
+        self._feit = RegelFeit(code, b1, b2, start, eind)
+
+    def check_traject_feit(
+        self, traject: Mapping[str, Any], ptr: str
+    ) -> tuple[list[Finding], RegelFeit | None]:
+        """`check_traject`, and the trajectory's `RegelFeit` (None: the rules keep nothing of
+        it, e.g. when it is not an object)."""
+        self._feit = None
+        return self.check_traject(traject, ptr), self._feit
 
 
 def check_document(root: Mapping[str, Any]) -> list[Finding]:
