@@ -15,6 +15,10 @@ SUBCOMMANDS: dict[str, str] = {
     "check": "ddas.cli.check",
     "generate": "ddas.cli.generate",
     "infra": "ddas.cli.infra",
+    "serve": "ddas.cli.serve",
+    "status": "ddas.cli.status",
+    "submit": "ddas.cli.submit",
+    "supplier": "ddas.cli.supplier",
 }
 
 

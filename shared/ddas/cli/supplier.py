@@ -1,0 +1,120 @@
+"""`ddas supplier ...`: suppliers, their rights and tokens, in the database (DATABASE_URL,
+DATABASE_SEARCH_PATH). A token is printed once, on stdout; only its SHA-256 is stored.
+
+    ddas supplier add CODE [--naam N] --org KVK_OR_GEMEENTECODE ...   a supplier and a token
+    ddas supplier token CODE                                          another token (rotation)
+    ddas supplier organisation KVK_OR_GEMEENTECODE                    an organisation's token
+    ddas supplier revoke TOKEN_OR_HASH
+    ddas supplier list
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+_T = TypeVar("_T")
+
+
+def _run(action: Callable[[Any], Awaitable[_T]]) -> _T:
+    """Run `action(conn)` on a migrated database; errors become one line on stderr."""
+    import asyncpg
+
+    from ddas.db.migrate import migrate_database
+    from ddas.settings import DatabaseSettings
+
+    async def main() -> _T:
+        settings = DatabaseSettings()
+        await migrate_database(settings)
+        conn = await asyncpg.connect(**settings.to_asyncpg_params())
+        try:
+            return await action(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(main())
+    except (ValueError, LookupError) as exc:
+        click.echo(f"ddas supplier: {exc}", err=True)
+        sys.exit(1)
+    except (OSError, asyncpg.PostgresError) as exc:
+        click.echo(f"ddas supplier: database: {exc}", err=True)
+        sys.exit(2)
+
+
+def _print_token(token: str) -> None:
+    click.echo(token)
+    click.echo(
+        "ddas supplier: bewaar dit token nu; het wordt alleen als hash opgeslagen.", err=True
+    )
+
+
+@click.group(name="supplier")
+def command() -> None:
+    """Manage suppliers, organisations and their tokens."""
+
+
+@command.command()
+@click.argument("code")
+@click.option("--naam", default="", help="Display name (default: the code).")
+@click.option("--org", "orgs", multiple=True, help="KvK number or gemeentecode it delivers for.")
+def add(code: str, naam: str, orgs: tuple[str, ...]) -> None:
+    """Add supplier CODE (or extend its rights) and print a new token."""
+    from services.ingest.registry import add_supplier
+
+    _print_token(_run(lambda conn: add_supplier(conn, code, naam, orgs)))
+
+
+@command.command()
+@click.argument("code")
+def token(code: str) -> None:
+    """Print another token for supplier CODE."""
+    from services.ingest.registry import add_supplier_token
+
+    _print_token(_run(lambda conn: add_supplier_token(conn, code)))
+
+
+@command.command()
+@click.argument("organisatie")
+def organisation(organisatie: str) -> None:
+    """Print a token with which an organisation reads its deliveries' status."""
+    from services.ingest.registry import add_organisation_token
+
+    _print_token(_run(lambda conn: add_organisation_token(conn, organisatie)))
+
+
+@command.command()
+@click.argument("token_or_hash")
+def revoke(token_or_hash: str) -> None:
+    """Revoke a token (the token itself or its SHA-256)."""
+    from services.ingest.registry import revoke_token
+
+    if not _run(lambda conn: revoke_token(conn, token_or_hash)):
+        click.echo("ddas supplier: geen actief token gevonden", err=True)
+        sys.exit(1)
+    click.echo("ingetrokken")
+
+
+@command.command(name="list")
+def list_() -> None:
+    """List the suppliers with their rights and number of active tokens."""
+
+    async def fetch(conn: Any) -> list[Any]:
+        rows: list[Any] = await conn.fetch(
+            """
+            SELECT l.code, l.naam,
+                   (SELECT string_agg(organisatie, ' ' ORDER BY organisatie)
+                      FROM leverancier_rechten r WHERE r.leverancier = l.code) AS rechten,
+                   (SELECT count(*) FROM tokens t
+                     WHERE t.leverancier = l.code AND t.ingetrokken_op IS NULL) AS tokens
+              FROM leveranciers l ORDER BY l.code
+            """
+        )
+        return rows
+
+    for row in _run(fetch):
+        click.echo(f"{row['code']:<20} {row['tokens']} token(s)  {row['rechten'] or '-'}")
