@@ -1,0 +1,255 @@
+"""The validate service: consumes chunks (`ddas.trajecten.v1`), checks and stores them, and
+completes each delivery once all its chunks are stored (see store.py for the transaction).
+
+    python -m services.validate          # KAFKA_*, DATABASE_*, DDAS_VALIDATE_* from the environment
+
+`create_app(settings)` builds the service without starting it (tests configure the broker
+first); `await app.start()` migrates the database, opens the pool and the dead-letter producer,
+starts consuming, runs an outbox relay (ddas.outbox: it publishes the `LeveringEvent`s that the
+completions write, woken right after each) and serves /healthz, /readyz and /metrics; `await app.stop()` stops in the
+reverse order, letting the chunk in hand finish (graceful_timeout_s). `serve()` does both around
+SIGTERM/SIGINT.
+
+The guarantees:
+- the offset of a chunk is committed only after its transaction committed (NACK_ON_ERROR; the
+  handler returns only when the chunk is durable or dead-lettered);
+- a chunk delivered again is a no-op (processed_events, validatie_chunks);
+- a chunk that keeps failing goes to `<topic>.dlq` after `retry_attempts` tries with backoff
+  (ddas.deadletter); a value that is not even JSON reaches the handler as bytes, so it cannot
+  stall the consumer: the subscriber's decoder hands the raw value on, untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+
+from ddas.db.migrate import migrate_database
+from ddas.deadletter import DependencyLost, Retrier
+from ddas.messaging import build_broker, check_ack_policies
+from ddas.outbox import run_relay
+
+from . import metrics
+from .chunks import check_chunk
+from .http import HealthServer
+from .settings import ValidateSettings
+from .store import ChunkOutcome, Stored, store_chunk
+
+log = logging.getLogger("services.validate")
+
+
+async def _raw_body(msg: StreamMessage[Any]) -> bytes:
+    """The subscriber's decoder: the value as it came, whatever its content type says."""
+    return bytes(msg.body)
+
+
+async def _tolerant_parser(record: ConsumerRecord, original: Any) -> StreamMessage[Any]:
+    """FastStream's parser decodes every header as UTF-8; a header that is not would stop the
+    message before the handler. Such header values are replaced in FastStream's view only
+    (`headers`); `raw_message` stays the record itself, and the dead-letter topic gets its own
+    headers."""
+    try:
+        return await original(record)  # type: ignore[no-any-return]
+    except UnicodeDecodeError:
+        clean = [(k, v.decode("utf-8", "replace").encode()) for k, v in record.headers]
+        message: StreamMessage[Any] = await original(dataclasses.replace(record, headers=clean))
+        message.raw_message = record  # the record itself (for the dead-letter topic)
+        return message
+
+
+class ValidateService:
+    def __init__(self, settings: ValidateSettings, broker: KafkaBroker | None = None) -> None:
+        self.settings = settings
+        self.broker = broker or build_broker(
+            settings.kafka, graceful_timeout=settings.graceful_timeout_s
+        )
+        self.pool: asyncpg.Pool | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.retrier = Retrier(self._send, settings.retry_policy(), on_outage=self._give_up)
+        self.http = HealthServer(
+            settings.http_host,
+            settings.http_port,
+            {"kafka": self._kafka_ready, "database": self._database_ready},
+        )
+        self.fatal: BaseException | None = None
+        self.stopped = asyncio.Event()
+        self._relay: asyncio.Task[None] | None = None
+        self._relay_stop = asyncio.Event()
+        self._relay_wake = asyncio.Event()
+
+        subscriber = self.broker.subscriber(
+            settings.topic,
+            group_id=settings.consumer_group,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            decoder=_raw_body,
+            parser=_tolerant_parser,
+        )
+
+        @subscriber
+        async def on_chunk(body: bytes, msg: KafkaMessage) -> None:
+            record = msg.raw_message
+            assert isinstance(record, ConsumerRecord)
+            started = time.perf_counter()
+            outcome = await self.retrier.run(record, lambda: self.handle(body))
+            metrics.SECONDS.observe(time.perf_counter() - started)
+            if outcome.dead_lettered:
+                metrics.DEAD_LETTERED.labels(outcome.error_class or "").inc()
+
+        self.subscriber = subscriber
+        check_ack_policies(self.broker)
+
+    async def handle(self, data: bytes) -> ChunkOutcome:
+        """Check and store one chunk (raises on any failure; the retrier decides what next)."""
+        checked = check_chunk(data)
+        assert self.pool is not None, "start() the service first"
+        async with self.pool.acquire() as conn:
+            outcome = await store_chunk(conn, checked)
+        metrics.CHUNKS.labels(outcome.stored.value).inc()
+        if outcome.stored is Stored.STORED or outcome.stored is Stored.COMPLETED:
+            metrics.TRAJECTEN.inc(checked.trajecten)
+        if outcome.uitkomst is not None:
+            self._relay_wake.set()  # its LeveringEvent is in the outbox: publish it now
+            metrics.LEVERINGEN.labels(outcome.uitkomst.state).inc()
+            log.info(
+                "delivery %s %s (%d trajectories)%s",
+                checked.levering_id,
+                outcome.uitkomst.state,
+                outcome.uitkomst.trajecten,
+                "" if outcome.transitioned else "; its state had moved on, left as it is",
+            )
+        return outcome
+
+    # -- start and stop ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        db = self.settings.database
+        await migrate_database(db)
+        self.pool = await asyncpg.create_pool(
+            **db.to_asyncpg_params(), min_size=db.pool_min_size, max_size=db.pool_max_size
+        )
+        self.producer = AIOKafkaProducer(
+            **self.settings.kafka.to_aiokafka_params(), acks="all", enable_idempotence=True
+        )
+        await self.producer.start()
+        await self.http.start()
+        await self.broker.start()
+        if self.settings.relay:
+            self._relay = asyncio.create_task(
+                run_relay(self.pool, self.broker, stop=self._relay_stop, wake=self._relay_wake),
+                name="outbox-relay",
+            )
+        log.info(
+            "validate: consuming %s as %s; health on http://%s:%d",
+            self.settings.topic,
+            self.settings.consumer_group,
+            self.settings.http_host,
+            self.http.port,
+        )
+
+    async def stop(self) -> None:
+        # Consuming first (the chunk in hand may finish), then the relay (its batch in flight
+        # is published), then the producer.
+        for subscriber in self.broker.subscribers:
+            with contextlib.suppress(Exception):
+                await subscriber.stop()
+        if self._relay is not None:
+            self._relay_stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._relay, 10)
+            self._relay = None
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+            self.producer = None
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.pool.close(), 10)
+            self.pool = None
+        await self.http.stop()
+        self.stopped.set()
+
+    # -- collaborators ----------------------------------------------------------------------
+
+    async def _send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        assert self.producer is not None
+        await self.producer.send_and_wait(topic, value=value, key=key, headers=headers)
+
+    def _give_up(self, exc: BaseException) -> None:
+        self.fatal = exc
+        self.stopped.set()
+
+    async def _kafka_ready(self) -> bool:
+        return bool(await self.broker.ping(timeout=2.0))
+
+    async def _database_ready(self) -> bool:
+        if self.pool is None:
+            return False
+        async with self.pool.acquire(timeout=2.0) as conn:
+            return bool(await conn.fetchval("SELECT true", timeout=2.0))
+
+
+def create_app(settings: ValidateSettings | None = None, **overrides: Any) -> ValidateService:
+    """The service, configured but not started. `overrides` replace settings fields."""
+    settings = settings or ValidateSettings()
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    return ValidateService(settings)
+
+
+async def serve(settings: ValidateSettings | None = None) -> int:
+    """Run until SIGTERM/SIGINT (exit 0) or until a dependency stays away too long (exit 1)."""
+    app = create_app(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.start()
+    except Exception as exc:  # a migration, the database, the broker: say which, exit 1
+        log.error("validate: cannot start: %s", exc)
+        await app.stop()
+        return 1
+    print(f"validate: ready, health on port {app.http.port}", flush=True)
+    waiter = asyncio.ensure_future(stop.wait())
+    gave_up = asyncio.ensure_future(app.stopped.wait())
+    await asyncio.wait({waiter, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    gave_up.cancel()
+    log.info("validate: stopping")
+    await app.stop()
+    if app.fatal is not None:
+        log.error("validate: a dependency stayed away (%s); exiting", type(app.fatal).__name__)
+        return 1
+    return 0
+
+
+def main() -> int:
+    settings = ValidateSettings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["DependencyLost", "ValidateService", "create_app", "main", "serve"]

@@ -1,0 +1,47 @@
+"""Settings of the validate service: DDAS_VALIDATE_* plus the shared KAFKA_* and DATABASE_*."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from ddas.deadletter import RetryPolicy
+from ddas.pipeline import topics
+from ddas.settings import ServiceSettings
+
+
+class ValidateSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="DDAS_VALIDATE_", extra="ignore")
+
+    topic: str = topics.TRAJECTEN
+    """The chunks' topic (tests give each run a topic of its own); its dead-letter twin is
+    `<topic>.dlq`."""
+    consumer_group: str = "ddas-validate"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8082
+    """Port of /healthz, /readyz and /metrics; 0 lets the system choose (logged at start)."""
+
+    retry_attempts: Annotated[int, Field(ge=1)] = 4
+    """Tries of a failing chunk before it goes to the dead-letter topic."""
+    retry_backoff_s: Annotated[float, Field(ge=0)] = 0.5
+    retry_max_backoff_s: Annotated[float, Field(ge=0)] = 30.0
+    outage_s: Annotated[float, Field(ge=0)] = 120.0
+    """How long the database or broker may be away before the service gives up and exits."""
+
+    session_timeout_ms: int = 10_000
+    """How soon the group notices a consumer that died (the broker's minimum is 6,000)."""
+    heartbeat_interval_ms: int = 3_000
+    relay: bool = True
+    """Run an outbox relay in this process (any service's relay publishes any outbox row)."""
+    graceful_timeout_s: float = 30.0
+    """On SIGTERM: how long the chunk in hand may take to finish before the process stops."""
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=self.retry_attempts,
+            backoff=self.retry_backoff_s,
+            max_backoff=self.retry_max_backoff_s,
+            outage=self.outage_s,
+        )

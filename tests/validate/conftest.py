@@ -1,0 +1,103 @@
+"""Fixtures of the validate tests: deliveries in the database, the stored outcome, documents."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from ddas.generate import Options, generate
+from ddas.messaging import create_topics, delete_topics
+from ddas.pipeline import topics
+from ddas.pipeline.topics import dead_letter
+from ddas.settings import KafkaSettings
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared/ddas/examples/ddas-app"
+APP_750 = EXAMPLES / "testbestand_schuldhulpverlening_750.json"
+
+
+@pytest.fixture
+def new_levering(db: asyncpg.Connection) -> Callable[..., Awaitable[uuid.UUID]]:
+    """Insert a delivery in state `ontvangen` (what ingest does before it publishes chunks)."""
+
+    async def make(state: str = "ontvangen") -> uuid.UUID:
+        levering_id = uuid.uuid4()
+        await db.execute(
+            "INSERT INTO leveringen (id, soort, code_gegevensleverancier, organisatie, "
+            "startdatum_levering, einddatum_levering, content_hash, state) "
+            "VALUES ($1, 'shv', 'TEST', '0503', '2025-01-01', '2025-12-31', $2, $3)",
+            levering_id,
+            uuid.uuid4().hex,
+            state,
+        )
+        return levering_id
+
+    return make
+
+
+async def stored_result(conn: asyncpg.Connection, levering_id: uuid.UUID) -> dict[str, Any]:
+    """What validate stored of a delivery: state, outcome, tables, findings in order."""
+    row = await conn.fetchrow(
+        "SELECT l.state, v.uitkomst, v.afkeuring, v.klaar, v.chunks, v.tabellen, v.samenvatting "
+        "FROM leveringen l LEFT JOIN validatie v ON v.levering_id = l.id WHERE l.id = $1",
+        levering_id,
+    )
+    assert row is not None
+    findings = await conn.fetch(
+        "SELECT code, ernst, pointer, message FROM bevindingen WHERE levering_id = $1 "
+        "ORDER BY fase, levering_index, traject_index, volgnummer",
+        levering_id,
+    )
+    facts = await conn.fetchval(
+        "SELECT count(*) FROM traject_feiten WHERE levering_id = $1", levering_id
+    )
+    return {
+        "state": row["state"],
+        "uitkomst": row["uitkomst"],
+        "afkeuring": row["afkeuring"],
+        "klaar": row["klaar"],
+        "chunks": row["chunks"],
+        "tabellen": json.loads(row["tabellen"]) if row["tabellen"] else None,
+        "samenvatting": json.loads(row["samenvatting"]) if row["samenvatting"] else None,
+        "findings": [tuple(r) for r in findings],
+        "facts": facts,
+    }
+
+
+def generated_document(**options: Any) -> bytes:
+    out = io.BytesIO()
+    generate(out, Options(**options))
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def large_document(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated delivery of 20,000 trajectories with flaws of every kind (one file per
+    session): 40 chunks of 500."""
+    path = tmp_path_factory.mktemp("validate") / "groot.json"
+    path.write_bytes(generated_document(trajecten=20_000, seed=4, fouten=0.01, leveringen=2))
+    return path
+
+
+@pytest.fixture
+async def chunk_topic(
+    new_topic: Callable[..., Awaitable[str]], kafka_settings: KafkaSettings
+) -> AsyncIterator[Callable[[int], Awaitable[str]]]:
+    """Make a chunks topic of this test's own with its dead-letter twin (both deleted at the
+    end); the shared events topic is made to exist too."""
+    twins: list[str] = []
+
+    async def make(partitions: int = 1) -> str:
+        name = await new_topic(partitions)
+        await create_topics([dead_letter(name), topics.LEVERINGEN], settings=kafka_settings)
+        twins.append(dead_letter(name))
+        return name
+
+    yield make
+    await delete_topics(twins, settings=kafka_settings)
