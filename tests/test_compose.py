@@ -1,10 +1,12 @@
 """docker-compose.yml's structure (no Docker engine runs here, so the file is checked, not run):
 the services, KRaft settings, health checks, mounted files that exist, declared volumes, and
-images that match the local broker and the testcontainers fallback."""
+images that match the local broker and the testcontainers fallback; the pipeline services (one
+image from the Dockerfile, a command each, their settings, health checks and dependencies)."""
 
 from __future__ import annotations
 
 import base64
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ import yaml
 
 from ddas import testing
 from ddas.settings import DEFAULT_KAFKA_PORT, DEFAULT_PG_PORT
+from services.ingest.settings import IngestSettings
+from services.validate.settings import ValidateSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,3 +111,105 @@ def test_prometheus_and_grafana_are_wired_together(compose: dict[str, Any]) -> N
     ]
     assert [s["url"] for s in sources if s["type"] == "prometheus"] == ["http://prometheus:9090"]
     assert "prometheus" in compose["services"]["grafana"]["depends_on"]
+
+
+# -- the pipeline services ------------------------------------------------------------------
+
+PIPELINE = {"ingest": ("services.ingest", 8081), "validate": ("services.validate", 8082)}
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINE))
+def test_a_pipeline_service_runs_its_module_from_the_project_image(
+    compose: dict[str, Any], name: str
+) -> None:
+    module, port = PIPELINE[name]
+    service = compose["services"][name]
+    build = service["build"]
+    context, dockerfile = (build, "Dockerfile") if isinstance(build, str) else (
+        build["context"], build.get("dockerfile", "Dockerfile"))  # fmt: skip
+    assert (ROOT / context).resolve() == ROOT and dockerfile == "Dockerfile"
+    # One image for all of them, each with its own command.
+    assert service["image"] == compose["services"]["ingest"]["image"]
+    command = service["command"]
+    command = command.split() if isinstance(command, str) else command
+    assert command == ["python", "-m", module]
+    assert any(str(p).endswith(f"{port}:{port}") for p in service["ports"])
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINE))
+def test_a_pipeline_service_reaches_kafka_and_postgres_inside_the_stack(
+    compose: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _module, port = PIPELINE[name]
+    env = _env(compose["services"][name])
+    postgres = _env(compose["services"]["postgres"])
+    assert "kafka:9092" in _env(compose["services"]["kafka"])["KAFKA_ADVERTISED_LISTENERS"]
+    # The service's own settings, read from exactly this environment (compose's ${VAR:-default}
+    # as compose would fill it in without the variables set), say what the stack needs.
+    for key in [k for k in os.environ if k.startswith(("DDAS_", "KAFKA_", "DATABASE_"))]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value))
+    if name == "ingest":
+        monkeypatch.setenv("DDAS_PSEUDONYM_KEY", "k" * 32)
+    settings = {"ingest": IngestSettings, "validate": ValidateSettings}[name]()
+    assert settings.kafka.servers == ["kafka:9092"]  # the INTERNAL listener
+    user, password, db = (
+        postgres[k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+    )
+    password = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", password)
+    assert settings.database.url == f"postgresql://{user}:{password}@postgres:5432/{db}"
+    assert settings.http_host == "0.0.0.0"  # reachable through the published port
+    assert settings.http_port == port
+
+
+def test_ingest_gets_the_pseudonym_key_from_the_environment(compose: dict[str, Any]) -> None:
+    env = _env(compose["services"]["ingest"])
+    assert re.fullmatch(r"\$\{DDAS_PSEUDONYM_KEY(:?-)?\}", env["DDAS_PSEUDONYM_KEY"])
+    assert "DDAS_TEST_MODE" not in env  # the fixed test key never in a deployment
+    assert "DDAS_PSEUDONYM_KEY" not in _env(compose["services"]["validate"])  # no need
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINE))
+def test_a_pipeline_service_is_healthy_when_healthz_answers_and_waits_for_its_dependencies(
+    compose: dict[str, Any], name: str
+) -> None:
+    _module, port = PIPELINE[name]
+    service = compose["services"][name]
+    test = service["healthcheck"]["test"]
+    assert test[0] in ("CMD", "CMD-SHELL")
+    assert f"http://127.0.0.1:{port}/healthz" in " ".join(test)
+    assert "curl" not in " ".join(test) and "wget" not in " ".join(test)  # not in python:slim
+    depends = service["depends_on"]
+    assert {dep: depends[dep]["condition"] for dep in depends} == {
+        "kafka": "service_healthy",
+        "postgres": "service_healthy",
+    }
+    assert "healthcheck" in compose["services"]["kafka"]
+    assert "healthcheck" in compose["services"]["postgres"]
+
+
+def test_prometheus_scrapes_the_pipeline_services(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = {t for job in config["scrape_configs"] for c in job["static_configs"]
+               for t in c["targets"]}  # fmt: skip
+    assert {f"{name}:{port}" for name, (_m, port) in PIPELINE.items()} <= targets
+
+
+def test_the_dockerfile_installs_the_project_on_python_3_11_slim() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    lines = [line.strip() for line in dockerfile.splitlines() if line.strip()]
+    instructions = [line for line in lines if not line.startswith("#")]
+    assert instructions[0] == "FROM python:3.11-slim"
+    copied = {part for line in instructions if line.startswith("COPY")
+              for part in line.split()[1:-1]}  # fmt: skip
+    # Everything `pip install .` needs: the project file, the readme it names, both packages.
+    assert {"pyproject.toml", "README.md", "shared", "services"} <= copied
+    assert any(
+        re.match(r"RUN pip install (--no-cache-dir )?\.( |$)", line) for line in instructions
+    )
+    assert any(line.startswith("USER ") and "root" not in line for line in instructions)
+    # The image's default command is a service, as compose's commands are.
+    assert re.search(r'CMD \["python", "-m", "services\.\w+"\]', dockerfile)
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv/", ".run/", ".cache/"} <= set(ignored)

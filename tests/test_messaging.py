@@ -45,13 +45,16 @@ def test_a_plain_router_would_commit_first_and_is_refused() -> None:
         check_ack_policies(broker)
 
 
-def test_the_producer_is_idempotent_and_waits_for_all_replicas() -> None:
+def test_the_producer_is_idempotent_and_waits_for_all_replicas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092")
     broker = build_broker()
     # FastStream keeps the producer's keyword arguments here until connect().
     params = broker._connection_kwargs
     assert params["acks"] == "all"
     assert params["enable_idempotence"] is True
-    assert params["bootstrap_servers"] == ["127.0.0.1:19092"]
+    assert params["bootstrap_servers"] == ["kafka-1:9092"]
 
 
 async def test_a_handler_runs_in_memory_with_test_kafka_broker() -> None:
