@@ -44,7 +44,7 @@ from faststream.message import StreamMessage
 from ddas.db.migrate import migrate_database
 from ddas.deadletter import Retrier, RetryPolicy
 from ddas.domain.pseudonym import MissingPseudonymKey, Pseudonymiser
-from ddas.messaging import build_broker, check_ack_policies
+from ddas.messaging import build_broker, check_ack_policies, relay_producer_params
 from ddas.outbox import RelayStats, run_relay
 from ddas.pipeline.events import decode_levering_event
 
@@ -78,8 +78,7 @@ class IngestService:
         self.broker = broker or build_broker(
             settings.kafka,
             graceful_timeout=settings.graceful_timeout_s,
-            compression_type="gzip",
-            max_request_size=settings.max_message_bytes,
+            **relay_producer_params(settings.max_message_bytes),
         )
         self.pool: asyncpg.Pool | None = None
         self.registry: Registry | None = None
@@ -168,7 +167,7 @@ class IngestService:
             acks="all",
             enable_idempotence=True,
             max_request_size=2 * s.max_bytes + 1024 * 1024,
-            compression_type="gzip",
+            compression_type=relay_producer_params()["compression_type"],
         )
         await self.producer.start()
         await self.broker.start()

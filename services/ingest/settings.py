@@ -72,7 +72,7 @@ class IngestSettings(ServiceSettings):
     relay_poll_s: Annotated[float, Field(gt=0)] = 0.2
     relay_max_backoff_s: Annotated[float, Field(gt=0)] = 60.0
     max_message_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
-    """The producer's largest (uncompressed) message; chunks are gzip-compressed on the wire."""
+    """The producer's largest (uncompressed) message; chunks are compressed (zstd) on the wire."""
 
     outage_s: Annotated[float, Field(ge=0)] = 120.0
     """How long the database may be away while handling an inbound event before the service

@@ -38,7 +38,7 @@ from faststream.message import StreamMessage
 
 from ddas.db.migrate import migrate_database
 from ddas.deadletter import DependencyLost, Retrier
-from ddas.messaging import build_broker, check_ack_policies
+from ddas.messaging import build_broker, check_ack_policies, relay_producer_params
 from ddas.outbox import run_relay
 
 from . import metrics
@@ -72,8 +72,11 @@ async def _tolerant_parser(record: ConsumerRecord, original: Any) -> StreamMessa
 class ValidateService:
     def __init__(self, settings: ValidateSettings, broker: KafkaBroker | None = None) -> None:
         self.settings = settings
+        # The relay in this process publishes ingest's chunks too: the same producer settings.
         self.broker = broker or build_broker(
-            settings.kafka, graceful_timeout=settings.graceful_timeout_s
+            settings.kafka,
+            graceful_timeout=settings.graceful_timeout_s,
+            **relay_producer_params(settings.max_message_bytes),
         )
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from ddas.deadletter import RetryPolicy
+from ddas.messaging import RELAY_MAX_MESSAGE_BYTES
 from ddas.pipeline import topics
 from ddas.settings import ServiceSettings
 
@@ -35,6 +36,9 @@ class ValidateSettings(ServiceSettings):
     heartbeat_interval_ms: int = 3_000
     relay: bool = True
     """Run an outbox relay in this process (any service's relay publishes any outbox row)."""
+    max_message_bytes: Annotated[int, Field(ge=1024)] = RELAY_MAX_MESSAGE_BYTES
+    """The relay's largest (uncompressed) message: as ingest's, since any relay publishes any
+    outbox row, chunks included."""
     graceful_timeout_s: float = 30.0
     """On SIGTERM: how long the chunk in hand may take to finish before the process stops."""
 
