@@ -208,10 +208,12 @@ def check_chunk(data: bytes) -> CheckedChunk:
     check_schema = _SCHEMA.traject
     check_rules = engine.check_traject_feit
     decode_value = _VALUE.decode
-    feiten = result.feiten
+    add_feit = result.feiten.append
     kort: list[KortFeit] = []
+    add_kort = kort.append
+    prefix = f"/leveringen/{lev}/schuldhulptrajecten/"
     for j, traject_raw in enumerate(raw.trajecten, raw.eerste):
-        ptr = f"/leveringen/{lev}/schuldhulptrajecten/{j}"
+        ptr = prefix + str(j)
         data = decode_value(traject_raw)
         found = check_schema(traject_raw, data, ptr)
         if found:
@@ -222,8 +224,9 @@ def check_chunk(data: bytes) -> CheckedChunk:
         if found:
             add(FASE_REGELS, lev, j, found)
         feit = traject_feit(data, periode)
-        kort.append((j, *feit, regel))
-        feiten.append(FeitRij(levering_id, lev, j, *feit, bytes(traject_raw).decode()))
+        add_kort((j, *feit, regel))
+        # the json column's text: the trajectory's own bytes, decoded once (no copy first)
+        add_feit(FeitRij(levering_id, lev, j, *feit, str(traject_raw, "utf-8")))
     result.kort = _KORT_ENCODER.encode(kort)
     return result
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Final
 
 from ddas.domain.findings import Finding
-from ddas.domain.rules import RegelFeit, RuleEngine
-from ddas.domain.tables import Periode, Tabellen, Totalen, TrajectFeit
+from ddas.domain.rules import RuleEngine
+from ddas.domain.tables import Periode, Tabellen, Totalen
 from ddas.pipeline.events import Bevindingen
 
 from .chunks import FASE_FINISH, FASE_REGELS, GEEN, BevindingRij, KortFeit
@@ -32,6 +33,10 @@ PERIODE_ONGELDIG: Final = "periode_ongeldig"
 PERIODE_OMGEDRAAID: Final = "periode_omgedraaid"
 GEEN_TRAJECTEN: Final = "geen_trajecten"
 AFKEURINGEN: Final = (PERIODE_ONGELDIG, PERIODE_OMGEDRAAID, GEEN_TRAJECTEN)
+
+# A KortFeit's TrajectFeit values, and its (trajectory index, RegelFeit values).
+_TABEL_FEIT: Final = itemgetter(1, 2, 3, 4, 5)
+_REGEL_FEIT: Final = itemgetter(0, 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +56,7 @@ def complete(
     levering_id: Any,
     root: dict[str, Any],
     koppen: Sequence[tuple[int, Any]],
-    delen: Iterable[tuple[int, Iterable[KortFeit]]],
+    delen: Iterable[tuple[int, Sequence[KortFeit]]],
 ) -> Uitkomst:
     """`koppen`: (levering index, levering header) in order; `delen`: per chunk in file order
     (levering index, then the first trajectory's index) the levering index and the chunk's
@@ -71,17 +76,14 @@ def complete(
     for index, kop in koppen:
         add(FASE_REGELS, index, GEEN, engine.check_levering(kop, f"/leveringen/{index}"))
 
+    # The tables and the rules across trajectories are independent of each other: each gets
+    # the facts in file order, in bulk (no call or object per trajectory).
     tabellen = Tabellen()
-    add_feit = tabellen.add
-    record = engine.record
     n = 0
     for lev, kort in delen:
-        prefix = f"/leveringen/{lev}/schuldhulptrajecten/"
-        for j, code, bsns, actief, stap, datum, regel in kort:
-            n += 1
-            add_feit(TrajectFeit(code, bsns, actief, stap, datum))
-            if regel is not None:
-                record(RegelFeit(*regel), prefix + str(j))
+        n += len(kort)
+        tabellen.add_all(map(_TABEL_FEIT, kort))
+        engine.record_all(f"/leveringen/{lev}/schuldhulptrajecten/", map(_REGEL_FEIT, kort))
     add(FASE_FINISH, GEEN, GEEN, engine.finish())
 
     if periode is None:

@@ -124,6 +124,25 @@ def test_a_flawed_file_over_several_leveringen_gives_every_finding_once_in_check
     assert uitkomst.totalen == expected.totalen
 
 
+def test_the_rules_across_trajectories_find_clients_across_chunks_and_leveringen() -> None:
+    # One client's trajectory again in another levering (with another gemeentecode) and at the
+    # end of a third: overlaps and municipalities across chunks and leveringen, the findings
+    # of the completion (`RuleEngine.record_all`), each with its pointer.
+    doc = orjson.loads(generated(trajecten=3000, seed=11, fouten=0.05, leveringen=3))
+    leveringen = doc["leveringen"]
+    for i in range(0, 300, 3):
+        again = dict(leveringen[0]["schuldhulptrajecten"][i], gemeentecode="0363")
+        leveringen[1]["schuldhulptrajecten"].insert(i, again)
+        leveringen[2]["schuldhulptrajecten"].append(leveringen[0]["schuldhulptrajecten"][i + 1])
+    data = orjson.dumps(doc)
+    expected = check_document(parse_document(data), parallel=False)
+    uitkomst, findings = validate_in_memory(chunks_of(data, uuid.uuid4(), 128), shuffle=True)
+    codes = {b.code for b in uitkomst.bevindingen}
+    assert {"bsn.overlappende_trajecten", "levering.andere_gemeente"} <= codes
+    assert findings == as_check(expected)
+    assert uitkomst.totalen == expected.totalen
+
+
 @pytest.mark.parametrize(
     ("change", "afkeuring"),
     [

@@ -19,6 +19,7 @@ Definitions (period P = [startdatumLevering, einddatumLevering], both ends inclu
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -149,6 +150,28 @@ class Tabellen:
             huidig = laatste.get(bsn)
             if huidig is None or datum is not None and (huidig[1] is None or datum > huidig[1]):
                 laatste[bsn] = (stap or ONBEKEND, datum)
+
+    def add_all(
+        self, feiten: Iterable[tuple[str | None, tuple[str, ...], bool, str | None, str | None]]
+    ) -> None:
+        """`add` for many facts in file order, each as the tuple (gemeentecode, bsns, actief,
+        laatste_stap, laatste_datum): the same result, without a call per fact (the services'
+        completion adds 200,000 stored facts at once)."""
+        rijen = self._rijen
+        for code, bsns, actief, stap, datum in feiten:
+            rij = rijen.get(code)
+            if rij is None:
+                rij = rijen[code] = _Rij()
+            rij.trajecten += 1
+            if not bsns:
+                continue
+            if actief:
+                rij.actief.update(bsns)
+            laatste = rij.laatste
+            for bsn in bsns:
+                huidig = laatste.get(bsn)
+                if huidig is None or datum is not None and (huidig[1] is None or datum > huidig[1]):
+                    laatste[bsn] = (stap or ONBEKEND, datum)
 
     def result(self) -> Totalen:
         rijen = []
