@@ -30,6 +30,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Generator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -51,7 +52,7 @@ from ddas.pipeline.events import decode_levering_event
 from . import metrics
 from .http import create_app as create_http_app
 from .inbound import Inbound
-from .intake import Intake, Limits
+from .intake import Intake, Limits, start_workers
 from .registry import Registry
 from .settings import IngestSettings
 
@@ -81,6 +82,7 @@ class IngestService:
             **relay_producer_params(settings.max_message_bytes),
         )
         self.pool: asyncpg.Pool | None = None
+        self.workers: ProcessPoolExecutor | None = None
         self.registry: Registry | None = None
         self.intake: Intake | None = None
         self.inbound: Inbound | None = None
@@ -135,6 +137,9 @@ class IngestService:
     async def start(self) -> None:
         s = self.settings
         db = s.database
+        pseudonymiser = Pseudonymiser(self.key)
+        if s.workers:  # forked first, before the service has connections and threads
+            self.workers = start_workers(pseudonymiser, s.workers)
         await migrate_database(db)
         self.pool = await asyncpg.create_pool(
             **db.to_asyncpg_params(), min_size=db.pool_min_size, max_size=db.pool_max_size
@@ -143,10 +148,12 @@ class IngestService:
         await self.registry.load()
         self.intake = Intake(
             self.pool,
-            Pseudonymiser(self.key),
+            pseudonymiser,
             Limits(s.max_bytes, s.max_depth, s.max_trajecten, s.chunk_size),
             chunk_topic=s.chunk_topic,
             on_enqueued=self._wake_relay.set,
+            workers=self.workers,
+            workers_min_trajecten=s.workers_min_trajecten,
         )
         self.inbound = Inbound(
             self.intake,
@@ -194,6 +201,7 @@ class IngestService:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             app,
+            http="httptools",  # C parser: half h11's CPU on a large body (docs/benchmarks.md)
             log_level=s.log_level.lower(),
             access_log=False,
             lifespan="off",
@@ -243,6 +251,9 @@ class IngestService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.pool.close(), 10)
             self.pool = None
+        if self.workers is not None:
+            await asyncio.to_thread(self.workers.shutdown, True, cancel_futures=True)
+            self.workers = None
         self.stopped.set()
 
     @property

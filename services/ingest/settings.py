@@ -58,6 +58,11 @@ class IngestSettings(ServiceSettings):
     """Most trajectories accepted in one delivery."""
     chunk_size: Annotated[int, Field(ge=1)] = 2_000
     """Trajectories per chunk on the chunk topic."""
+    workers: Annotated[int, Field(ge=0)] = 2
+    """Worker processes (forked at start-up) that pseudonymise and encode a large delivery's
+    chunks side by side; 0: all in the service's own process."""
+    workers_min_trajecten: Annotated[int, Field(ge=1)] = 20_000
+    """Deliveries with fewer trajectories are done in the service's own process (sooner)."""
 
     # -- the Kafka way in ------------------------------------------------------------------------
     download_timeout_s: Annotated[float, Field(gt=0)] = 60.0

@@ -4,7 +4,11 @@ as the raw file), contacts kept aside, limits and authorisation."""
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import orjson
@@ -14,7 +18,7 @@ from ddas.domain.check import check_document
 from ddas.domain.pseudonym import TEST_KEY, Pseudonymiser
 from ddas.domain.reader import parse_document
 from ddas.pipeline.events import Chunk, decode_chunk
-from services.ingest.intake import Limits, Prepared, Refused, prepare
+from services.ingest.intake import Intake, Limits, Prepared, Refused, prepare, start_workers
 from services.ingest.registry import Principal
 from tests.ingest.conftest import APP_750, generated, organisations
 
@@ -148,3 +152,73 @@ def test_limits_and_authorisation() -> None:
     base = orjson.loads(raw)
     base["startdatumLevering"] = "2025-02-30"
     assert _prepare(orjson.dumps(base)).periode == (None, _prepare(raw).periode[1])
+
+
+@pytest.fixture(scope="module")
+def workers() -> Iterator[ProcessPoolExecutor]:
+    pool = start_workers(PS, 2)
+    yield pool
+    pool.shutdown(cancel_futures=True)
+
+
+def test_worker_processes_make_the_same_chunks(workers: ProcessPoolExecutor) -> None:
+    """A large delivery's chunks made in the forked workers are those of the one-process way
+    (but for the event ids), in order; a small one stays in the service's process."""
+    base = orjson.loads(generated(700, seed=43, fouten=0.3, leveringen=2))
+    lev = base["leveringen"][0]
+    base["leveringen"] += [
+        {k: v for k, v in lev.items() if k != "schuldhulptrajecten"},
+        {**lev, "schuldhulptrajecten": []},
+    ]
+    raw = orjson.dumps(base)
+    principal = Principal("leverancier", "x", frozenset(organisations(raw)))
+    limits = Limits(chunk_size=64)
+
+    def chunks(**kw: Any) -> list[Any]:
+        p = prepare(raw, principal, limits, PS, uuid.UUID(int=7), "t", **kw)
+        out = []
+        for m in p.messages:
+            chunk = orjson.loads(m.payload)
+            assert chunk.pop("event_id") == str(m.event_id)
+            out.append((m.key, chunk))
+        return out
+
+    alone = chunks()
+    assert len(alone) > 10
+    assert chunks(workers=workers, workers_min_trajecten=700) == alone
+    # Fewer trajectories than the threshold: not sent to the workers at all.
+    workers_used: list[Any] = []
+
+    class Spy(ProcessPoolExecutor):
+        def submit(self, *a: Any, **kw: Any) -> Any:  # type: ignore[override]
+            workers_used.append(a)
+            raise AssertionError("a small delivery went to the workers")
+
+    assert chunks(workers=Spy(1), workers_min_trajecten=701) == alone
+    assert workers_used == []
+
+
+def test_a_too_deep_trajectory_is_refused_from_a_worker(workers: ProcessPoolExecutor) -> None:
+    base = orjson.loads(APP_750.read_bytes())
+    diep: Any = 0
+    for _ in range(40):
+        diep = [diep]
+    base["leveringen"][0]["schuldhulptrajecten"][700]["onbekend"] = diep
+    raw = orjson.dumps(base)
+    principal = Principal("leverancier", "x", frozenset(organisations(raw)))
+    with pytest.raises(Refused) as exc:
+        prepare(raw, principal, Limits(chunk_size=100), PS, uuid.uuid4(), "t", workers, 1)
+    assert (exc.value.status, exc.value.slug) == (400, "te-diep")
+
+
+def test_a_dead_worker_leaves_the_delivery_to_the_service_itself() -> None:
+    pool = start_workers(PS, 1)
+    for pid in list(pool._processes):
+        os.kill(pid, signal.SIGKILL)
+    raw = APP_750.read_bytes()
+    intake = Intake(None, PS, Limits(chunk_size=100), chunk_topic="t", workers=pool,  # type: ignore[arg-type]
+                    workers_min_trajecten=1)  # fmt: skip
+    principal = Principal("leverancier", "x", frozenset(organisations(raw)))
+    prepared = intake._prepare(raw, principal)
+    assert len(prepared.messages) == 8 and intake.workers is None
+    pool.shutdown()

@@ -313,6 +313,43 @@ _SCHULDEISER_TEKST: Final = frozenset(
 )
 
 
+# What `Pseudonymiser.geldig_traject` does with each member of a valid trajectory that may need
+# a change (any other member, a date, code or amount, is kept): its kind and its known members.
+_DEEL: Final = "deel"  # an object part: unknown members dropped
+_LIJST: Final = "lijst"  # a list of objects: unknown members dropped
+_UITSTROOM: Final = "uitstroom"  # an object part with free text
+_OMSCHRIJVING: Final = "omschrijving"  # free text
+_SCHULDEN: Final = "schulden"
+_CLIENT: Final = "client"
+_PLAN: Final[dict[str, tuple[str, frozenset[str]]]] = {
+    **{name: (_UITSTROOM if name == "uitstroom" else _DEEL, known) for name, known in _DELEN},
+    **{name: (_LIJST, known) for name, known in _LIJSTEN},
+    "omschrijving": (_OMSCHRIJVING, frozenset()),
+    "schulden": (_SCHULDEN, _SCHULD_LEDEN),
+    "client": (_CLIENT, frozenset()),
+}
+assert {path[0] for path in _VRIJE_TEKST if len(path) == 1} == {"omschrijving"}, (
+    "free text at a trajectory's top level that the plan does not rewrite"
+)
+_CLIENT_TEKST: Final = frozenset(_CLIENT_IDENTITEIT)
+#: The gender codes as they are usually written, kept without normalising (`_geslacht` decides
+#: for any other string).
+_GESLACHT_CODES: Final = frozenset(v for g in GESLACHTEN for v in (g, g.upper(), g.capitalize()))
+
+
+def _schuld(schuld: dict[str, Any]) -> dict[str, Any]:
+    eiser = schuld.get("schuldeiser")
+    if eiser is None:
+        return schuld if schuld.keys() <= _SCHULD_LEDEN else _filter(schuld, _SCHULD_LEDEN)
+    out = schuld.copy() if schuld.keys() <= _SCHULD_LEDEN else _filter(schuld, _SCHULD_LEDEN)
+    out["schuldeiser"] = {
+        k: (STER if v.strip() else (" " if v else "")) if k in _SCHULDEISER_TEKST else v
+        for k, v in eiser.items()
+        if k in _SCHULDEISER
+    }
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class _Controle:
     """Marks a request for the bsnControle of a raw BSN (the same rewrite function serves)."""
@@ -328,12 +365,18 @@ class Pseudonymiser:
     value) and `traject(value)`.
     """
 
-    __slots__ = ("_key", "_levering", "_root", "_traject")
+    __slots__ = ("_inner", "_key", "_levering", "_outer", "_root", "_traject")
 
     def __init__(self, key: bytes) -> None:
         if not key:
             raise MissingPseudonymKey("een lege pseudonimiseringssleutel")
         self._key = key
+        # HMAC (RFC 2104) with the key's inner and outer SHA-256 states computed once: a copy of
+        # a keyed state per value is about 3x cheaper than `hmac.digest` keying anew each time.
+        block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        assert self.hmac("0") == hmac.digest(key, b"0", "sha256").hex()
         schema = official.SCHEMA
         root_schema = {k: v for k, v in schema.items() if k not in ("$schema", "$id", "$defs")}
         levering_schema = schema["properties"]["leveringen"]["items"]
@@ -344,7 +387,11 @@ class Pseudonymiser:
 
     def hmac(self, value: str) -> str:
         """HMAC-SHA256 of a string under the key, as 64 hex characters."""
-        return hmac.digest(self._key, value.encode("utf-8", "surrogatepass"), "sha256").hex()
+        inner = self._inner.copy()
+        inner.update(value.encode("utf-8", "surrogatepass"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def _bsn(self, value: Any) -> Any:
         if type(value) is _Controle:
@@ -389,52 +436,65 @@ class Pseudonymiser:
         return self._traject(traject)
 
     def geldig_traject(self, t: dict[str, Any]) -> dict[str, Any]:
-        """`traject` for a trajectory the schema's fast path accepted (the caller checked)."""
-        out = t.copy()
-        for name, known in _DELEN:
-            v = out.get(name)
-            if v is not None and not v.keys() <= known:
-                out[name] = _filter(v, known)
-        if (o := out.get("omschrijving")) is not None:
-            out["omschrijving"] = _tekst(o)
-        u = out.get("uitstroom")
-        if u is not None and (o := u.get("omschrijving")) is not None:
-            out["uitstroom"] = {**u, "omschrijving": _tekst(o)}
-        for name, known in _LIJSTEN:
-            items = out.get(name)
-            if items and not all(item.keys() <= known for item in items):
-                out[name] = [_filter(item, known) for item in items]
-        schulden = out.get("schulden")
-        if schulden:
-            out["schulden"] = [self._schuld(s) for s in schulden]
-        clients = out.get("client")
-        if clients is not None:
-            out["client"] = [self._geldige_client(c) for c in clients]
-        return out
+        """`traject` for a trajectory the schema's fast path accepted (the caller checked).
 
-    def _schuld(self, schuld: dict[str, Any]) -> dict[str, Any]:
-        eiser = schuld.get("schuldeiser")
-        if eiser is None:
-            return schuld if schuld.keys() <= _SCHULD_LEDEN else _filter(schuld, _SCHULD_LEDEN)
-        nieuw = {}
-        for k, v in eiser.items():
-            if k in _SCHULDEISER_TEKST:
-                nieuw[k] = _tekst(v)
-            elif k in _SCHULDEISER:
-                nieuw[k] = v
-        return {**_filter(schuld, _SCHULD_LEDEN), "schuldeiser": nieuw}
+        The hot path of ingest (one call per trajectory): a copy of the trajectory in which only
+        the members that must change are replaced, found by one pass over its members; a part
+        that needs no change is the same object as delivered (it is encoded, not mutated)."""
+        out = t.copy()
+        for name, v in t.items():
+            plan = _PLAN.get(name)
+            if plan is None or v is None:  # a date, code or amount, or null: kept
+                continue
+            soort, known = plan
+            if soort is _DEEL:
+                if not v.keys() <= known:
+                    out[name] = {k: x for k, x in v.items() if k in known}
+            elif soort is _CLIENT:
+                out[name] = [self._geldige_client(c) for c in v]
+            elif soort is _SCHULDEN:
+                if v:
+                    out[name] = [_schuld(s) for s in v]
+            elif soort is _LIJST:
+                for item in v:
+                    if not item.keys() <= known:
+                        out[name] = [_filter(i, known) for i in v]
+                        break
+            elif soort is _OMSCHRIJVING:
+                out[name] = STER if v.strip() else (" " if v else "")
+            else:  # uitstroom: a part with free text
+                u = v if v.keys() <= known else _filter(v, known)
+                if (o := u.get("omschrijving")) is not None:
+                    u = {**u, "omschrijving": STER if o.strip() else (" " if o else "")}
+                if u is not v:
+                    out[name] = u
+        return out
 
     def _geldige_client(self, c: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         raw = None
         for k, v in c.items():
-            if k == "Burgerservicenummer":
+            if k in _CLIENT_TEKST:
+                out[k] = STER if v.strip() else (" " if v else "")
+            elif k == "Burgerservicenummer":
                 raw = v
             elif k == "Geslachtsaanduiding":
-                out[k] = _geslacht(v)
-            elif k in _CLIENT_IDENTITEIT:
-                out[k] = _tekst(v)
+                out[k] = v if v in _GESLACHT_CODES else _geslacht(v)
         if raw is None:
+            return out
+        if len(raw) == 9 and raw.isascii() and raw.isdigit():
+            # The usual BSN: 9 digits, already normal (bsn.normalise returns it as is).
+            pseudoniem = self.hmac(raw)
+            out["Burgerservicenummer"] = pseudoniem
+            d = raw.encode()  # bsn.is_valid, inline: the byte sum is 7 modulo 11
+            som = d[0] * 9 + d[1] * 8 + d[2] * 7 + d[3] * 6 + d[4] * 5
+            som += d[5] * 4 + d[6] * 3 + d[7] * 2 - d[8]
+            out[BSN_CONTROLE] = {
+                "elfproef": som % 11 == 7 and raw != "000000000",
+                "genormaliseerd": False,
+                "leeg": False,
+                "pseudoniem": pseudoniem,
+            }
             return out
         trimmed = raw.strip()
         b = bsn_mod.normalise(raw)

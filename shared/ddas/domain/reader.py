@@ -46,6 +46,7 @@ __all__ = [
     "RootHeader",
     "Traject",
     "UnreadableFile",
+    "decode_value",
     "parse_document",
     "read_document",
 ]
@@ -167,10 +168,17 @@ class Document:
 
     __iter__ = parts
 
+    def raw_leveringen(self) -> Iterator[tuple[LeveringHeader, list[Raw]]]:
+        """Each levering header with its trajectories' JSON text, undecoded (`decode_value`
+        decodes one as `parts()` does): for work on trajectories in batches, as ingest's chunks."""
+        for lev in self._leveringen:
+            yield lev.header, lev.trajecten
+
 
 # Untyped decoding of headers and trajectories. float_hook=float: a number beyond the float
 # range (1e400) becomes inf, as with Python's json module, instead of a decode error.
 _VALUE: Final = msgspec.json.Decoder(float_hook=float)
+decode_value: Final = _VALUE.decode
 
 
 # The skeleton of a well-formed file: the known header members as Raw, the trajectories as
