@@ -36,6 +36,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
+from ddas.db import database_ready
 from ddas.db.migrate import migrate_database
 from ddas.deadletter import DependencyLost, Retrier
 from ddas.messaging import build_broker, check_ack_policies, relay_producer_params
@@ -203,10 +204,7 @@ class ValidateService:
         return bool(await self.broker.ping(timeout=2.0))
 
     async def _database_ready(self) -> bool:
-        if self.pool is None:
-            return False
-        async with self.pool.acquire(timeout=2.0) as conn:
-            return bool(await conn.fetchval("SELECT true", timeout=2.0))
+        return await database_ready(self.pool)
 
 
 def create_app(settings: ValidateSettings | None = None, **overrides: Any) -> ValidateService:

@@ -23,3 +23,11 @@ async def create_pool(settings: DatabaseSettings | None = None) -> asyncpg.Pool:
     )
     assert pool is not None
     return pool
+
+
+async def database_ready(pool: asyncpg.Pool | None, timeout: float = 2.0) -> bool:
+    """Readiness: a pool exists and answers a query within `timeout` seconds."""
+    if pool is None:
+        return False
+    async with pool.acquire(timeout=timeout) as conn:
+        return bool(await conn.fetchval("SELECT true", timeout=timeout))
