@@ -23,6 +23,25 @@ STAPPEN: tuple[str, ...] = (
 )
 
 
+def activity_date(naam: str, stap: Any) -> str | None:
+    """The activity date of one step (`naam` one of STAPPEN, or planVanAanpak), its first 10
+    characters: startdatum, else datum, else datumAfronding; for uitstroom datum, else
+    datumAfronding, else startdatum. A field falls through to the next only when it is absent
+    (missing or null); a value that is not a string gives no date (None), as in `in_period`."""
+    if type(stap) is not dict:
+        return None
+    get = stap.get
+    if naam == "uitstroom":
+        act = get("datum")
+        if act is None and (act := get("datumAfronding")) is None:
+            act = get("startdatum")
+    else:
+        act = get("startdatum")  # the common case: one look-up
+        if act is None and (act := get("datum")) is None:
+            act = get("datumAfronding")
+    return act[:10] if type(act) is str else None
+
+
 def in_period(
     traject: dict[str, Any], start: str, eind: str
 ) -> tuple[bool, str | None, str | None]:
