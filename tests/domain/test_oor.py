@@ -19,25 +19,13 @@ from ddas.domain.oor import Oor
 from ddas.domain.steps import STAPPEN, activity_date, in_period
 from ddas.domain.tables import Periode, groep
 from ddas.generate import Options, generate
-from ddas.testing import shared_dir
-
-FILE_750 = shared_dir() / "ddas/examples/ddas-app/testbestand_schuldhulpverlening_750.json"
-
-# The seed presentation's DDAS-app screen for the 750-trajectory test file (test_tables.py).
-SEED_TABLE_1 = {
-    "0503": (167, 197, 125),
-    "0518": (171, 190, 115),
-    "0546": (225, 265, 166),
-    "0599": (187, 223, 133),
-}
-SEED_TABLE_1_TOTAL = (750, 875, 539)
-SEED_TABLE_2 = {  # aanmelding .. uitstroom, onbekend
-    "0503": (7, 11, 4, 21, 24, 22, 36, 72),
-    "0518": (7, 12, 6, 15, 28, 23, 24, 75),
-    "0546": (8, 28, 9, 16, 37, 30, 38, 99),
-    "0599": (5, 17, 1, 9, 31, 27, 43, 90),
-}
-SEED_TABLE_2_TOTAL = (27, 68, 20, 61, 120, 102, 141, 336)
+from tests.domain.test_tables import (
+    FILE_750,
+    SEED_TABLE_1,
+    SEED_TABLE_1_TOTAL,
+    SEED_TABLE_2,
+    SEED_TABLE_2_TOTAL,
+)
 
 ALL_STEPS = ["aanmelding", "intake", "stabilisatie", "schuldregeling", "oplossing", "nazorg"]
 PHASES = ["aanmelding", "intake", "stabilisatie", "schuldregeling", "oplossing", "nazorg"]

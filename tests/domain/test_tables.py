@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ddas.domain.steps import STAPPEN
 from ddas.domain.tables import ONBEKEND, Periode, Tabellen, traject_feit
+from ddas.testing import shared_dir
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-FILE_750 = SHARED / "ddas/examples/ddas-app/testbestand_schuldhulpverlening_750.json"
+FILE_750 = shared_dir() / "ddas/examples/ddas-app/testbestand_schuldhulpverlening_750.json"
 
 # The seed presentation's DDAS-app screen for the 750-trajectory test file, cell for cell.
 SEED_TABLE_1 = {
