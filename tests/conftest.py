@@ -113,3 +113,17 @@ async def db(db_settings: DatabaseSettings) -> AsyncIterator[asyncpg.Connection]
         yield conn
     finally:
         await conn.close()
+
+
+async def insert_levering(db: asyncpg.Connection, state: str = "ontvangen") -> uuid.UUID:
+    """A delivery row in `state`, as ingest writes it before it publishes the chunks."""
+    levering_id = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO leveringen (id, soort, code_gegevensleverancier, organisatie, "
+        "startdatum_levering, einddatum_levering, content_hash, state) "
+        "VALUES ($1, 'shv', 'TEST', '0503', '2025-01-01', '2025-12-31', $2, $3)",
+        levering_id,
+        uuid.uuid4().hex,
+        state,
+    )
+    return levering_id

@@ -19,6 +19,7 @@ from ddas.lifecycle import FINAL, STATES, TRANSITIONS, IllegalTransition, StateC
 from ddas.pipeline import topics
 from ddas.pipeline.events import Bevindingen, LeveringEvent, decode_levering_event
 from ddas.settings import DatabaseSettings
+from tests.conftest import insert_levering
 
 ARCHITECTURE = Path(__file__).resolve().parents[2] / "shared/docs/architecture.md"
 
@@ -51,24 +52,11 @@ def test_the_transitions_follow_the_architecture() -> None:
     assert "`ontvangen` → `gevalideerd` or `afgekeurd` → `rapport_gereed`" in text
 
 
-async def new_levering(db: asyncpg.Connection, state: str = "ontvangen") -> uuid.UUID:
-    levering_id = uuid.uuid4()
-    await db.execute(
-        "INSERT INTO leveringen (id, soort, code_gegevensleverancier, organisatie, "
-        "startdatum_levering, einddatum_levering, content_hash, state) "
-        "VALUES ($1, 'shv', 'TEST', '0503', '2025-01-01', '2025-12-31', $2, $3)",
-        levering_id,
-        uuid.uuid4().hex,
-        state,
-    )
-    return levering_id
-
-
 @pytest.mark.integration
 async def test_a_transition_writes_the_state_the_event_and_the_audit_row_together(
     db: asyncpg.Connection,
 ) -> None:
-    levering_id = await new_levering(db)
+    levering_id = await insert_levering(db)
     summary = Bevindingen(fouten=1, waarschuwingen=2, per_code={"a": 1, "b": 2})
     event = LeveringEvent(
         event_id=str(uuid.uuid4()),
@@ -136,7 +124,7 @@ async def test_a_transition_writes_the_state_the_event_and_the_audit_row_togethe
 async def test_the_guard_lets_exactly_one_of_two_racing_transitions_through(
     db_settings: DatabaseSettings, db: asyncpg.Connection
 ) -> None:
-    levering_id = await new_levering(db)
+    levering_id = await insert_levering(db)
     conns = [await asyncpg.connect(**db_settings.to_asyncpg_params()) for _ in range(2)]
     try:
 
@@ -173,7 +161,7 @@ async def test_the_guard_lets_exactly_one_of_two_racing_transitions_through(
 
 @pytest.mark.integration
 async def test_what_the_state_machine_does_not_allow_is_refused(db: asyncpg.Connection) -> None:
-    levering_id = await new_levering(db)
+    levering_id = await insert_levering(db)
     with pytest.raises(RuntimeError, match="inside the caller's transaction"):
         await lifecycle.transition(db, levering_id, "ontvangen", "gevalideerd", actor="t")
     async with db.transaction():
@@ -190,7 +178,7 @@ async def test_what_the_state_machine_does_not_allow_is_refused(db: asyncpg.Conn
 
 @pytest.mark.integration
 async def test_a_replaced_delivery_names_its_successor(db: asyncpg.Connection) -> None:
-    old, new = await new_levering(db, "rapport_gereed"), await new_levering(db)
+    old, new = await insert_levering(db, "rapport_gereed"), await insert_levering(db)
     async with db.transaction():
         event = await lifecycle.transition(
             db, old, "rapport_gereed", "vervangen", actor="service:ingest", vervangen_door=new

@@ -17,8 +17,10 @@ from ddas.messaging import create_topics, delete_topics
 from ddas.pipeline import topics
 from ddas.pipeline.topics import dead_letter
 from ddas.settings import KafkaSettings
+from ddas.testing import shared_dir
+from tests.conftest import insert_levering
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared/ddas/examples/ddas-app"
+EXAMPLES = shared_dir() / "ddas/examples/ddas-app"
 APP_750 = EXAMPLES / "testbestand_schuldhulpverlening_750.json"
 
 
@@ -27,16 +29,7 @@ def new_levering(db: asyncpg.Connection) -> Callable[..., Awaitable[uuid.UUID]]:
     """Insert a delivery in state `ontvangen` (what ingest does before it publishes chunks)."""
 
     async def make(state: str = "ontvangen") -> uuid.UUID:
-        levering_id = uuid.uuid4()
-        await db.execute(
-            "INSERT INTO leveringen (id, soort, code_gegevensleverancier, organisatie, "
-            "startdatum_levering, einddatum_levering, content_hash, state) "
-            "VALUES ($1, 'shv', 'TEST', '0503', '2025-01-01', '2025-12-31', $2, $3)",
-            levering_id,
-            uuid.uuid4().hex,
-            state,
-        )
-        return levering_id
+        return await insert_levering(db, state)
 
     return make
 

@@ -9,7 +9,6 @@ import io
 import random
 import uuid
 from datetime import date
-from pathlib import Path
 
 import msgspec
 import orjson
@@ -20,6 +19,7 @@ from ddas.domain.pseudonym import pseudonymise_bytes
 from ddas.domain.reader import parse_document
 from ddas.generate import Options, generate
 from ddas.pipeline.events import Chunk, encode
+from ddas.testing import shared_dir
 from services.validate.chunks import (
     CheckedChunk,
     ChunkError,
@@ -39,7 +39,7 @@ from services.validate.completion import (
 
 from .helpers import chunks_of
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared/ddas/examples/ddas-app"
+EXAMPLES = shared_dir() / "ddas/examples/ddas-app"
 
 
 def validate_in_memory(
