@@ -47,10 +47,10 @@ from ddas.domain.reader import parse_document
 from ddas.messaging import create_topics, delete_topics, kafka_admin
 from ddas.pipeline import topics
 from ddas.pipeline.topics import dead_letter
+from ddas.registry import add_supplier
 from ddas.settings import DatabaseSettings, KafkaSettings
 from ddas.testing import provide_kafka, provide_postgres
 from services.ingest.intake import _organisation_keys
-from services.ingest.registry import add_supplier
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench/out"

@@ -21,36 +21,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any
 
 import asyncpg
 import msgspec
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ddas.api import ERRORS, Gate, ReadyCheck, Refused, install, problem
+from ddas.registry import Registry
 
 from . import metrics
-from .intake import Intake, Refused, audit, too_large
-from .registry import Principal, Registry
+from .intake import Intake, too_large
 
 log = logging.getLogger("services.ingest.http")
-
-PROBLEM: Final = "application/problem+json"
-ReadyCheck = Callable[[], Awaitable[bool]]
-
-
-class Problem(BaseModel):
-    """RFC 7807 problem details."""
-
-    type: str = Field(examples=["urn:ddas:probleem:geen-json"])
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
 
 
 class Ontvangst(BaseModel):
@@ -84,38 +69,6 @@ class Status(BaseModel):
     )
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM: {}}, "description": text}
-    for status, text in (
-        (400, "Geen JSON of geen DDAS-document (met de reden)"),
-        (401, "Geen of een onbekend token"),
-        (403, "Geen recht voor deze organisatie of levering"),
-        (404, "Levering onbekend"),
-        (413, "Te groot (bytes of trajecten)"),
-        (415, "Geen application/json"),
-    )
-}
-
-
-def problem(refused: Refused, instance: str | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="ddas"'} if refused.status == 401 else None
-    return JSONResponse(
-        refused.problem(instance), status_code=refused.status, media_type=PROBLEM, headers=headers
-    )
-
-
-def _unauthorised(detail: str) -> Refused:
-    return Refused(401, "niet-geauthenticeerd", "Niet geauthenticeerd", detail)
-
-
-def _bearer(request: Request) -> str | None:
-    value = request.headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
 def create_app(
     intake: Intake,
     registry: Registry,
@@ -129,61 +82,13 @@ def create_app(
         version="1",
         description="Leveringen aanbieden (SHV v1.0 JSON) en hun status volgen.",
     )
-    checks = ready or {}
+    install(app, ready)
+    gate = Gate(registry, pool)
     max_bytes = intake.limits.max_bytes
-
-    async def principal_or_refuse(request: Request) -> Principal:
-        token = _bearer(request)
-        if token is None:
-            raise _unauthorised("Geef een token mee: 'Authorization: Bearer <token>'.")
-        found = await registry.authenticate(token)
-        if found is None:
-            raise _unauthorised("Het token is onbekend of ingetrokken.")
-        return found
 
     async def refuse(request: Request, refused: Refused, actor: str, via: str = "http") -> Response:
         metrics.REFUSED.labels(via=via, status=str(refused.status)).inc()
-        try:
-            await audit(
-                pool,
-                actor,
-                f"{request.method} {request.scope.get('route_path', request.url.path)}",
-                "geweigerd",
-                status=refused.status,
-                probleem=refused.slug,
-                via=via,
-            )
-        except Exception:  # the refusal stands even when the audit log is unreachable
-            log.exception("audit log unreachable")
-        return problem(refused, request.url.path)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        titles = {404: "Niet gevonden", 405: "Methode niet toegestaan"}
-        return problem(
-            Refused(
-                exc.status_code,
-                f"http-{exc.status_code}",
-                titles.get(exc.status_code, "Fout"),
-                str(exc.detail),
-            ),
-            request.url.path,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        return problem(
-            Refused(400, "ongeldig-verzoek", "Ongeldig verzoek", "Het verzoek is ongeldig."),
-            request.url.path,
-        )
-
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem(
-            Refused(500, "interne-fout", "Interne fout", "Er ging iets mis; probeer het later."),
-            request.url.path,
-        )
+        return await gate.refuse(request, refused, actor, via=via)
 
     def status_url(request: Request, levering_id: uuid.UUID) -> str:
         base = base_url.rstrip("/") or str(request.base_url).rstrip("/")
@@ -193,7 +98,7 @@ def create_app(
         "/v1/leveringen",
         status_code=202,
         response_model=Ontvangst,
-        responses={200: {"model": Ontvangst, "description": "Al geleverd"}, **_ERRORS},
+        responses={200: {"model": Ontvangst, "description": "Al geleverd"}, **ERRORS},
         summary="Een levering aanbieden",
         description=(
             "De body is het SHV v1.0-bestand zelf (application/json). Dezelfde inhoud van "
@@ -216,7 +121,7 @@ def create_app(
     )
     async def aanbieden(request: Request) -> Response:
         try:
-            principal = await principal_or_refuse(request)
+            principal = await gate.principal(request)
         except Refused as refused:
             return await refuse(request, refused, "anoniem")
         try:
@@ -242,38 +147,26 @@ def create_app(
     @app.get(
         "/v1/leveringen/{levering_id}",
         response_model=Status,
-        responses=_ERRORS,
+        responses=ERRORS,
         summary="De toestand van een levering",
         description="Voor de leverancier die haar leverde en de organisaties waarvoor zij is.",
     )
     async def status(levering_id: str, request: Request) -> Response:
         try:
-            principal = await principal_or_refuse(request)
+            principal = await gate.principal(request)
         except Refused as refused:
             return await refuse(request, refused, "anoniem")
         try:
-            ident = uuid.UUID(levering_id)
-        except ValueError:
-            ident = None
-        row = None if ident is None else await _status_row(pool, ident)
-        if row is None:
+            await gate.readable(request, principal, levering_id)
+        except Refused as refused:
+            if refused.status == 404:
+                return problem(refused, request.url.path)
+            return await refuse(request, refused, principal.actor)
+        row = await _status_row(pool, uuid.UUID(levering_id))
+        if row is None:  # removed in between
             return problem(
                 Refused(404, "onbekend", "Levering onbekend", "Er is geen levering met deze id."),
                 request.url.path,
-            )
-        allowed = (principal.is_leverancier and row["leverancier"] == principal.code) or (
-            not principal.is_leverancier and principal.code in row["organisaties"]
-        )
-        if not allowed:
-            return await refuse(
-                request,
-                Refused(
-                    403,
-                    "geen-toegang",
-                    "Geen toegang",
-                    "Alleen de leverancier en de organisaties van deze levering zien haar.",
-                ),
-                principal.actor,
             )
         bevindingen = msgspec.json.decode(row["bevindingen"]) if row["bevindingen"] else None
         body = Status(
@@ -288,28 +181,6 @@ def create_app(
             bevindingen=Bevindingen(**bevindingen) if bevindingen else None,
         )
         return JSONResponse(body.model_dump(mode="json"))
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> Response:
-        return JSONResponse({"status": "ok"})
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> Response:
-        results = {}
-        for name, check in checks.items():
-            try:
-                results[name] = bool(await check())
-            except Exception:
-                results[name] = False
-        ok = all(results.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": results},
-            status_code=200 if ok else 503,
-        )
-
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

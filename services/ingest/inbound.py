@@ -54,9 +54,12 @@ import jwt
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
+from ddas.api import Refused
+from ddas.audit import audit
+from ddas.registry import Principal, Registry
+
 from . import metrics
-from .intake import Intake, Refused, audit, too_large
-from .registry import Principal, Registry
+from .intake import Intake, too_large
 
 log = logging.getLogger("services.ingest.inbound")
 

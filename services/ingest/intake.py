@@ -49,6 +49,8 @@ from typing import Any, Final
 import asyncpg
 import msgspec
 
+from ddas.api import Refused
+from ddas.audit import audit
 from ddas.domain import gemeenten
 from ddas.domain.pseudonym import Pseudonymiser, contact_emails, placeholder
 from ddas.domain.reader import (
@@ -64,12 +66,11 @@ from ddas.domain.schema import SchemaCheck
 from ddas.domain.schema.formats import is_date
 from ddas.outbox import OutboxMessage, enqueue_many
 from ddas.pipeline.events import Chunk, chunk_key, encode
-
-from .registry import Principal
+from ddas.registry import Principal
 
 log = logging.getLogger("services.ingest")
 
-__all__ = ["Accepted", "Intake", "Limits", "Refused", "audit", "prepare"]
+__all__ = ["Accepted", "Intake", "Limits", "prepare"]
 
 ROOT_MEMBERS: Final = frozenset(
     {
@@ -80,34 +81,6 @@ ROOT_MEMBERS: Final = frozenset(
         "leveringen",
     }
 )
-_encoder: Final = msgspec.json.Encoder()
-
-
-class Refused(Exception):
-    """A delivery that is not taken in, as an RFC 7807 problem: `status`, a stable `slug` (the
-    problem type), a Dutch `title` and a `detail` that says what to fix (no personal values)."""
-
-    def __init__(self, status: int, slug: str, title: str, detail: str) -> None:
-        super().__init__(f"{status} {slug}: {detail}")
-        self.status = status
-        self.slug = slug
-        self.title = title
-        self.detail = detail
-
-    @property
-    def type(self) -> str:
-        return f"urn:ddas:probleem:{self.slug}"
-
-    def problem(self, instance: str | None = None) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "type": self.type,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-        }
-        if instance:
-            doc["instance"] = instance
-        return doc
 
 
 def too_large(limit: int) -> Refused:
@@ -470,26 +443,6 @@ def _sha256(raw: bytes) -> str:
 
 class _Duplicate(Exception):
     pass
-
-
-async def audit(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    actor: str,
-    actie: str,
-    uitkomst: str,
-    levering_id: uuid.UUID | None = None,
-    **details: Any,
-) -> None:
-    """One row of the audit log (never a personal value in `details`)."""
-    await conn.execute(
-        "INSERT INTO audit_log (actor, actie, levering_id, uitkomst, details) "
-        "VALUES ($1, $2, $3, $4, $5::jsonb)",
-        actor,
-        actie,
-        levering_id,
-        uitkomst,
-        _encoder.encode(details).decode(),
-    )
 
 
 class Intake:

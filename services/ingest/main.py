@@ -49,12 +49,12 @@ from ddas.domain.pseudonym import MissingPseudonymKey, Pseudonymiser
 from ddas.messaging import build_broker, check_ack_policies, relay_producer_params
 from ddas.outbox import RelayStats, run_relay
 from ddas.pipeline.events import decode_levering_event
+from ddas.registry import Registry
 
 from . import metrics
 from .http import create_app as create_http_app
 from .inbound import Inbound
 from .intake import Intake, Limits, start_workers
-from .registry import Registry
 from .settings import IngestSettings
 
 log = logging.getLogger("services.ingest")

@@ -35,9 +35,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import asyncpg
-import msgspec
 
 from ddas import outbox
+from ddas.audit import audit
 from ddas.pipeline import topics
 from ddas.pipeline.events import LeveringEvent
 
@@ -176,15 +176,4 @@ async def _audit(
     uitkomst: str,
     details: Mapping[str, Any],
 ) -> None:
-    await conn.execute(
-        "INSERT INTO audit_log (actor, actie, levering_id, uitkomst, details) "
-        "VALUES ($1, $2, $3, $4, $5::jsonb)",
-        actor,
-        f"levering.{new}",
-        levering_id,
-        uitkomst,
-        _encoder.encode(details).decode(),
-    )
-
-
-_encoder: Final = msgspec.json.Encoder()
+    await audit(conn, actor, f"levering.{new}", uitkomst, levering_id, **details)

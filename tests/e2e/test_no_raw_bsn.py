@@ -53,9 +53,9 @@ from ddas.domain.check import check_file
 from ddas.messaging import create_topics, delete_topics, kafka_admin
 from ddas.pipeline import topics
 from ddas.pipeline.topics import dead_letter
+from ddas.registry import add_supplier
 from ddas.settings import DatabaseSettings, KafkaSettings
 from ddas.testing import shared_dir
-from services.ingest.registry import add_supplier
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ import pytest
 from ddas.db.migrate import migrate
 from ddas.generate import Options, generate
 from ddas.messaging import create_topics, delete_topics
+from ddas.registry import add_supplier
 from ddas.settings import DatabaseSettings, KafkaSettings
 from services.ingest.main import IngestService, create_app
-from services.ingest.registry import add_supplier
 from services.ingest.settings import IngestSettings
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared/ddas/examples/ddas-app"

@@ -14,12 +14,13 @@ from typing import Any
 import orjson
 import pytest
 
+from ddas.api import Refused
 from ddas.domain.check import check_document
 from ddas.domain.pseudonym import TEST_KEY, Pseudonymiser
 from ddas.domain.reader import parse_document
 from ddas.pipeline.events import Chunk, decode_chunk
-from services.ingest.intake import Intake, Limits, Prepared, Refused, prepare, start_workers
-from services.ingest.registry import Principal
+from ddas.registry import Principal
+from services.ingest.intake import Intake, Limits, Prepared, prepare, start_workers
 from tests.ingest.conftest import APP_750, generated, organisations
 
 PS = Pseudonymiser(TEST_KEY)

@@ -23,7 +23,7 @@ import pytest
 from ddas.domain.check import check_document
 from ddas.domain.reader import parse_document
 from ddas.pipeline.events import Bevindingen, LeveringEvent, decode_chunk, encode
-from services.ingest.registry import add_organisation_token
+from ddas.registry import add_organisation_token
 from tests.ingest.conftest import APP_750, Ingest, generated, organisations
 from tests.ingest.helpers import (
     JSON,

@@ -19,9 +19,9 @@ from ddas.domain.check import check_document
 from ddas.domain.reader import parse_document
 from ddas.messaging import create_topics
 from ddas.pipeline import topics
+from ddas.registry import add_supplier
 from ddas.settings import DatabaseSettings, KafkaSettings
 from services.ingest.main import create_app as ingest_app
-from services.ingest.registry import add_supplier
 from services.ingest.settings import IngestSettings
 from services.validate.main import create_app as validate_app
 from tests.ingest.conftest import EXAMPLES

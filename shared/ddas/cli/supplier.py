@@ -64,7 +64,7 @@ def command() -> None:
 @click.option("--org", "orgs", multiple=True, help="KvK number or gemeentecode it delivers for.")
 def add(code: str, naam: str, orgs: tuple[str, ...]) -> None:
     """Add supplier CODE (or extend its rights) and print a new token."""
-    from services.ingest.registry import add_supplier
+    from ddas.registry import add_supplier
 
     _print_token(_run(lambda conn: add_supplier(conn, code, naam, orgs)))
 
@@ -73,7 +73,7 @@ def add(code: str, naam: str, orgs: tuple[str, ...]) -> None:
 @click.argument("code")
 def token(code: str) -> None:
     """Print another token for supplier CODE."""
-    from services.ingest.registry import add_supplier_token
+    from ddas.registry import add_supplier_token
 
     _print_token(_run(lambda conn: add_supplier_token(conn, code)))
 
@@ -82,7 +82,7 @@ def token(code: str) -> None:
 @click.argument("organisatie")
 def organisation(organisatie: str) -> None:
     """Print a token with which an organisation reads its deliveries' status."""
-    from services.ingest.registry import add_organisation_token
+    from ddas.registry import add_organisation_token
 
     _print_token(_run(lambda conn: add_organisation_token(conn, organisatie)))
 
@@ -91,7 +91,7 @@ def organisation(organisatie: str) -> None:
 @click.argument("token_or_hash")
 def revoke(token_or_hash: str) -> None:
     """Revoke a token (the token itself or its SHA-256)."""
-    from services.ingest.registry import revoke_token
+    from ddas.registry import revoke_token
 
     if not _run(lambda conn: revoke_token(conn, token_or_hash)):
         click.echo("ddas supplier: geen actief token gevonden", err=True)
