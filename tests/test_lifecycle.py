@@ -190,3 +190,18 @@ async def test_a_replaced_delivery_names_its_successor(db: asyncpg.Connection) -
             await lifecycle.transition(
                 db, old, "vervangen", "vervangen", actor="service:ingest", vervangen_door=new
             )
+
+
+@pytest.mark.integration
+async def test_a_received_delivery_is_announced_in_the_outbox(db: asyncpg.Connection) -> None:
+    """Ingest records a delivery in its first state by INSERT; `received` puts the `ontvangen`
+    event for the later stages (publish's supersede) into the outbox, in the same transaction."""
+    levering_id = await insert_levering(db)
+    with pytest.raises(RuntimeError, match="transaction"):
+        await lifecycle.received(db, levering_id)
+    async with db.transaction():
+        event = await lifecycle.received(db, levering_id)
+    assert (event.state, event.levering_id) == ("ontvangen", str(levering_id))
+    row = await db.fetchrow("SELECT event_id, topic, message_key, payload FROM outbox")
+    assert (row["topic"], row["message_key"]) == (topics.LEVERINGEN, str(levering_id))
+    assert decode_levering_event(row["payload"]) == event

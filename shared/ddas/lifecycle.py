@@ -48,6 +48,7 @@ __all__ = [
     "IllegalTransition",
     "StateConflict",
     "allowed",
+    "received",
     "transition",
 ]
 
@@ -133,12 +134,7 @@ async def transition(
         )
     levering = uuid.UUID(str(levering_id))
     if event is None:
-        event = LeveringEvent(
-            event_id=str(uuid.uuid4()),
-            levering_id=str(levering),
-            state=new,
-            occurred_at=dt.datetime.now(dt.UTC).isoformat(),
-        )
+        event = _event(levering, new)
     elif event.state != new or uuid.UUID(event.levering_id) != levering:
         raise ValueError("the event must name this delivery and its new state")
 
@@ -166,6 +162,28 @@ async def transition(
     )
     await _audit(conn, actor, new, levering, "ok", {**audit, "event_id": event.event_id})
     return event
+
+
+async def received(conn: asyncpg.Connection, levering_id: uuid.UUID | str) -> LeveringEvent:
+    """Announce a delivery that was just recorded as `ontvangen` (its first state, set by the
+    INSERT, not by a transition): its `LeveringEvent` into the outbox in the caller's
+    transaction, so that later stages (publish's supersede) learn of it."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("received() runs inside the caller's transaction")
+    event = _event(uuid.UUID(str(levering_id)), "ontvangen")
+    await outbox.enqueue(
+        conn, topics.LEVERINGEN, event.key(), event, event_id=uuid.UUID(event.event_id)
+    )
+    return event
+
+
+def _event(levering_id: uuid.UUID, state: str) -> LeveringEvent:
+    return LeveringEvent(
+        event_id=str(uuid.uuid4()),
+        levering_id=str(levering_id),
+        state=state,
+        occurred_at=dt.datetime.now(dt.UTC).isoformat(),
+    )
 
 
 async def _audit(
