@@ -59,11 +59,21 @@ The figures (each counted in one place: the method named):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
 
 from ddas.domain.steps import STAPPEN, activity_date
-from ddas.domain.tables import ONBEKEND, Periode, Rij, Tabellen, Totalen, traject_feit
+from ddas.domain.tables import (
+    ONBEKEND,
+    Periode,
+    Rij,
+    Tabellen,
+    Totalen,
+    TrajectFeit,
+    traject_feit,
+)
 
 FASES: tuple[str, ...] = STAPPEN[:-1]  # the started phases: every step but uitstroom
 BEGELEIDINGSSOORTEN: tuple[str, ...] = (
@@ -88,19 +98,58 @@ _OPLOSSINGSSOORT = frozenset(OPLOSSINGSSOORTEN)
 _SCHULDSOORT = frozenset(SCHULDSOORTEN)
 
 
-@dataclass(slots=True)
-class _Acc:
+class _Acc(msgspec.Struct, array_like=True):
+    """The counts of one row (gemeentecode) so far. Every field merges without regard to order
+    (`Oor.voeg_toe`): or, union, sum."""
+
     # inflow: client -> still active (some trajectory by which it started in P has no uitstroom
     # date up to the end of P)
-    instroom: dict[str, bool] = field(default_factory=dict)
-    begeleiding: set[str] = field(default_factory=set)
-    begeleiding_soort: dict[str, set[str]] = field(default_factory=dict)
-    fases: list[int] = field(default_factory=lambda: [0] * len(FASES))
+    instroom: dict[str, bool] = msgspec.field(default_factory=dict)
+    begeleiding: set[str] = msgspec.field(default_factory=set)
+    begeleiding_soort: dict[str, set[str]] = msgspec.field(default_factory=dict)
+    fases: list[int] = msgspec.field(default_factory=lambda: [0] * len(FASES))
     schuld_trajecten: int = 0
     schuld_totaal: int = 0
-    oplossing: dict[str, int] = field(default_factory=dict)
-    schuld_aantal: dict[str, int] = field(default_factory=dict)
-    schuld_bedrag: dict[str, int] = field(default_factory=dict)
+    oplossing: dict[str, int] = msgspec.field(default_factory=dict)
+    schuld_aantal: dict[str, int] = msgspec.field(default_factory=dict)
+    schuld_bedrag: dict[str, int] = msgspec.field(default_factory=dict)
+
+    def voeg_toe(self, other: _Acc) -> None:
+        instroom = self.instroom
+        for bsn, actief in other.instroom.items():
+            instroom[bsn] = instroom.get(bsn, False) or actief
+        self.begeleiding |= other.begeleiding
+        for soort, clienten in other.begeleiding_soort.items():
+            self.begeleiding_soort.setdefault(soort, set()).update(clienten)
+        self.fases = [a + b for a, b in zip(self.fases, other.fases, strict=True)]
+        self.schuld_trajecten += other.schuld_trajecten
+        self.schuld_totaal += other.schuld_totaal
+        for mine, theirs in (
+            (self.oplossing, other.oplossing),
+            (self.schuld_aantal, other.schuld_aantal),
+            (self.schuld_bedrag, other.schuld_bedrag),
+        ):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+
+
+class OorDeel(msgspec.Struct, array_like=True, frozen=True):
+    """The OOR counts of some of a delivery's trajectories (a chunk), without the two tables:
+    what `Oor.deel()` gives and `Oor.voeg_toe()` merges. Its clients are the pseudonyms the
+    trajectories carry; `encode()` is its compact stored form (msgspec, JSON arrays)."""
+
+    rijen: list[tuple[str | None, _Acc]]
+
+    def encode(self) -> bytes:
+        return _deel_encoder.encode(self)
+
+    @staticmethod
+    def decode(data: bytes) -> OorDeel:
+        return _deel_decoder.decode(data)
+
+
+_deel_encoder: Final = msgspec.json.Encoder()
+_deel_decoder: Final = msgspec.json.Decoder(OorDeel)
 
 
 def _share(deel: int, geheel: int) -> float | None:
@@ -156,19 +205,33 @@ class OorResultaat:
 
 
 class Oor:
-    """Accumulates trajectories, in file order, into the OOR figures."""
+    """Accumulates trajectories, in file order, into the OOR figures.
 
-    def __init__(self, periode: Periode | None) -> None:
+    With `tabellen=False` it counts only the OOR's own figures, not the two tables: for counting
+    a delivery in parts (`deel()` per part, `voeg_toe()` of every part into one `Oor`), whose
+    `result()` then takes the tables counted elsewhere (`ddas.domain.tables.Tabellen`, in file
+    order: a BSN's last step depends on the order, the OOR's own figures do not).
+    """
+
+    def __init__(self, periode: Periode | None, *, tabellen: bool = True) -> None:
         self.periode = periode
-        self._tabellen = Tabellen()
+        self._tabellen = Tabellen() if tabellen else None
         self._rijen: dict[str | None, _Acc] = {}
 
-    def add(self, traject: dict[str, Any], bsns: tuple[str, ...] | None = None) -> None:
-        """Add one trajectory; `bsns` overrides its clients' BSNs (as in `traject_feit`)."""
+    def add(
+        self,
+        traject: dict[str, Any],
+        bsns: tuple[str, ...] | None = None,
+        feit: TrajectFeit | None = None,
+    ) -> None:
+        """Add one trajectory; `bsns` overrides its clients' BSNs (as in `traject_feit`);
+        `feit` is its `traject_feit` when the caller has it already."""
         if type(traject) is not dict:
             return
-        feit = traject_feit(traject, self.periode, bsns)
-        self._tabellen.add(feit)
+        if feit is None:
+            feit = traject_feit(traject, self.periode, bsns)
+        if self._tabellen is not None:
+            self._tabellen.add(feit)
         acc = self._rijen.get(feit.gemeentecode)
         if acc is None:
             acc = self._rijen[feit.gemeentecode] = _Acc()
@@ -181,6 +244,20 @@ class Oor:
         self._fases(acc, traject, p)
         if feit.actief:
             self._schulden(acc, traject)
+
+    def deel(self) -> OorDeel:
+        """The counts so far, without the tables, to merge elsewhere."""
+        return OorDeel(list(self._rijen.items()))
+
+    def voeg_toe(self, deel: OorDeel) -> None:
+        """Merge the counts of another part of the same delivery (same period) into these;
+        takes over `deel`'s objects (a decoded part is used once)."""
+        for code, acc in deel.rijen:
+            mine = self._rijen.get(code)
+            if mine is None:
+                self._rijen[code] = acc
+            else:
+                mine.voeg_toe(acc)
 
     @staticmethod
     def _instroom(acc: _Acc, traject: dict[str, Any], bsns: tuple[str, ...], p: Periode) -> None:
@@ -260,8 +337,16 @@ class Oor:
             if type(soort) is str and soort in _OPLOSSINGSSOORT:
                 acc.oplossing[soort] = acc.oplossing.get(soort, 0) + 1
 
-    def result(self) -> OorResultaat:
-        tabellen = self._tabellen.result()
+    def result(self, tabellen: Totalen | None = None) -> OorResultaat:
+        """The figures; `tabellen` are the two tables of the same trajectories when this `Oor`
+        does not count them itself (`tabellen=False`)."""
+        if tabellen is None:
+            if self._tabellen is None:
+                raise ValueError("an Oor without tables needs the tables counted elsewhere")
+            tabellen = self._tabellen.result()
+        missing = [r.gemeentecode for r in tabellen.rijen if r.gemeentecode not in self._rijen]
+        if missing:
+            raise ValueError(f"the OOR counts lack rows of the tables: {missing[:5]}")
         rijen = [_rij(r, self._rijen[r.gemeentecode]) for r in tabellen.rijen]
         return OorResultaat(self.periode, tabellen, rijen, _som(tabellen.totaal, rijen))
 

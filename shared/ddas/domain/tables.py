@@ -128,6 +128,21 @@ class Totalen:
         del totaal["gemeentecode"]
         return {"gemeenten": [r.as_dict() for r in self.rijen], "totaal": totaal}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Totalen:
+        """The inverse of `as_dict` (the services store the tables as that JSON)."""
+
+        def rij(d: dict[str, Any]) -> Rij:
+            return Rij(
+                d.get("gemeentecode"),
+                d["trajecten"],
+                d["unieke_bsn"],
+                d["unieke_actieve_bsn"],
+                {k: d["laatste_stap"][k] for k in LAATSTE_STAP_KOLOMMEN},
+            )
+
+        return cls([rij(r) for r in data["gemeenten"]], rij(data["totaal"]))
+
 
 class Tabellen:
     """Accumulates trajectory facts, in file order, into the two tables."""
