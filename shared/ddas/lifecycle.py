@@ -36,7 +36,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from ddas import outbox
+from ddas import observability, outbox
 from ddas.audit import audit
 from ddas.pipeline import topics
 from ddas.pipeline.events import LeveringEvent
@@ -138,9 +138,12 @@ async def transition(
     elif event.state != new or uuid.UUID(event.levering_id) != levering:
         raise ValueError("the event must name this delivery and its new state")
 
-    moved = await conn.fetchval(
-        "UPDATE leveringen SET state = $3, bijgewerkt_op = now(), vervangen_door = $4 "
-        "WHERE id = $1 AND state = $2 RETURNING true",
+    # `o` is the row as it was: how long the delivery was in `expected` (the metrics).
+    moved = await conn.fetchrow(
+        "UPDATE leveringen l SET state = $3, bijgewerkt_op = now(), vervangen_door = $4 "
+        "FROM leveringen o WHERE l.id = $1 AND l.state = $2 AND o.id = l.id "
+        "RETURNING extract(epoch FROM now() - o.bijgewerkt_op)::float8 AS in_state, "
+        "extract(epoch FROM now() - l.ontvangen_op)::float8 AS since_receipt",
         levering,
         expected,
         new,
@@ -161,6 +164,7 @@ async def transition(
         conn, topics.LEVERINGEN, event.key(), event, event_id=uuid.UUID(event.event_id)
     )
     await _audit(conn, actor, new, levering, "ok", {**audit, "event_id": event.event_id})
+    observability.record_transition(expected, new, moved["in_state"], moved["since_receipt"])
     return event
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY
 
 from ddas.settings import KafkaSettings
 
@@ -27,11 +29,12 @@ RELAY_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 def relay_producer_params(max_message_bytes: int = RELAY_MAX_MESSAGE_BYTES) -> dict[str, Any]:
     """Producer settings for every broker that runs an outbox relay (`build_broker(...,
-    **relay_producer_params())`). Any service's relay publishes any outbox row, ingest's chunks
-    included: 2,000 trajectories are about 1.7 MB of JSON, over aiokafka's default request size
-    (1 MB) and, uncompressed, over the broker's default `message.max.bytes` (1 MB). A relay
-    without these settings fails every chunk it claims (MessageSizeTooLargeError) and backs it
-    off, which once cost a 200,000-trajectory delivery two minutes.
+    **relay_producer_params())`). Any service's relay publishes any outbox row, large ones
+    included. (Ingest's chunks, 2,000 trajectories or about 1.7 MB of JSON each, once went
+    through the outbox; now ingest publishes them itself, docs/pipeline.md.) A message over
+    aiokafka's default request size (1 MB) or, uncompressed, over the broker's default
+    `message.max.bytes` (1 MB) fails with MessageSizeTooLargeError and is backed off: that once
+    cost a 200,000-trajectory delivery two minutes.
 
     zstd rather than gzip: aiokafka compresses gzip at level 9, about 60 ms per 2 MB chunk on
     this machine, in the relay's event loop (a 200,000-trajectory delivery: 6 s of CPU, taken
@@ -55,6 +58,12 @@ def build_broker(settings: KafkaSettings | None = None, **overrides: Any) -> Kaf
         "enable_idempotence": True,
     }
     params.update(overrides)
+    # FastStream's message metrics (faststream_*) into the process's registry, served on
+    # /metrics with the rest (ddas.observability); one middleware per broker.
+    params["middlewares"] = (
+        KafkaPrometheusMiddleware(registry=REGISTRY),
+        *params.get("middlewares", ()),
+    )
     return KafkaBroker(**params)
 
 
