@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import signal
 import subprocess
 import sys
@@ -38,6 +39,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import asyncpg
 import httpx
@@ -71,11 +73,21 @@ def generated(trajecten: int, fouten: float, seed: int) -> Path:
     return data
 
 
+CHECK_CPU: list[float] = []  # CPU seconds of each `ddas check` run (with its forked process)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed_check(data: Path) -> tuple[float, dict[str, Any]]:
-    """`ddas check --json`: wall seconds and its document."""
+    """`ddas check --json`: wall seconds and its document (its CPU time into CHECK_CPU)."""
+    cpu = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.run([str(DDAS), "check", "--json", str(data)], capture_output=True)
     wall = time.perf_counter() - t0
+    CHECK_CPU.append(_children_cpu() - cpu)
     if proc.returncode not in (0, 1):
         sys.exit(f"ddas check failed ({proc.returncode}): {proc.stderr[-2000:]!r}")
     return wall, json.loads(proc.stdout)
@@ -115,12 +127,18 @@ class Service:
             time.sleep(0.05)
         sys.exit(f"{self.name}: no {pattern!r} after {timeout} s:\n{self.log.read_text()[-3000:]}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the process and its live descendants (ingest's
+        forked workers) so far."""
+        return sum(_cpu(pid) for pid in [self.proc.pid, *_descendants(self.proc.pid)])
+
     def peak_rss_mib(self) -> float:
         """The process's peak resident set so far (VmHWM), in MiB."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return _peak_mib(self.proc.pid)
+
+    def workers_peak_rss_mib(self) -> float:
+        """The peak resident sets of its live descendants (ingest's workers), summed."""
+        return sum(_peak_mib(pid) for pid in _descendants(self.proc.pid))
 
     def stop(self) -> int | None:
         if self.proc.poll() is None:
@@ -131,6 +149,86 @@ class Service:
                 self.proc.kill()
                 self.proc.wait(10)
         return self.proc.returncode
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()  # the fields after the command name
+
+
+def _peak_mib(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = _stat(pid)
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def listening_pid(port: int) -> int | None:
+    """The process that listens on a local TCP port (the broker, the database), if visible."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                f = line.split()
+                if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                    inodes.add(f"socket:[{f[9]}]")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (entry / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return int(entry.name)
+    return None
+
+
+class Infra:
+    """Kafka's and PostgreSQL's processes (with the database's backends), by their ports."""
+
+    def __init__(self, bootstrap: str, database_url: str) -> None:
+        kafka_port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
+        pg_port = urlparse(database_url).port or 5432
+        self.pids = {"Kafka": listening_pid(kafka_port), "PostgreSQL": listening_pid(pg_port)}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        return {
+            name: sum(_cpu(p) for p in [pid, *_descendants(pid)]) if pid else float("nan")
+            for name, pid in self.pids.items()
+        }
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy so far (all users: /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / _TICK
 
 
 @contextlib.contextmanager
@@ -153,7 +251,7 @@ async def setup(kafka: KafkaSettings, db: DatabaseSettings, chunk_topic: str, pa
     await migrate_database(db)
     conn = await asyncpg.connect(db.url, server_settings={"search_path": db.search_path})
     try:
-        return await add_supplier(conn, "BENCH", "Benchmark", orgs)
+        return await add_supplier(conn, f"BENCH-{chunk_topic.rsplit('.', 1)[1]}", "Benchmark", orgs)
     finally:
         await conn.close()
 
@@ -176,7 +274,14 @@ async def stored(db: DatabaseSettings, levering_id: str) -> dict[str, Any]:
         row = await conn.fetchrow(
             "SELECT l.state, v.tabellen::text AS tabellen, "
             "(SELECT count(*) FROM bevindingen b WHERE b.levering_id = l.id) AS bevindingen, "
-            "(SELECT count(*) FROM traject_feiten f WHERE f.levering_id = l.id) AS feiten "
+            "(SELECT count(*) FROM traject_feiten f WHERE f.levering_id = l.id) AS feiten, "
+            # The timeline (database clock, the same machine's): epoch seconds.
+            "(SELECT extract(epoch FROM min(c.opgeslagen_op)) FROM validatie_chunks c "
+            " WHERE c.levering_id = l.id)::float8 AS eerste_chunk, "
+            "(SELECT extract(epoch FROM max(c.opgeslagen_op)) FROM validatie_chunks c "
+            " WHERE c.levering_id = l.id)::float8 AS laatste_chunk, "
+            "extract(epoch FROM l.ontvangen_op)::float8 AS vastgelegd, "
+            "extract(epoch FROM v.voltooid_op)::float8 AS voltooiing "
             "FROM leveringen l LEFT JOIN validatie v ON v.levering_id = l.id WHERE l.id = $1",
             uuid.UUID(levering_id),
         )
@@ -195,10 +300,14 @@ async def cleanup(kafka: KafkaSettings, db: DatabaseSettings, names: list[str]) 
         await conn.close()
 
 
-def submit_and_wait(url: str, token: str, raw: bytes, timeout: float) -> tuple[float, float, str]:
-    """POST the file; poll the status until `gevalideerd`. (seconds to 202, to gevalideerd, id)"""
+def submit_and_wait(
+    url: str, token: str, raw: bytes, timeout: float
+) -> tuple[float, float, str, float]:
+    """POST the file; poll the status until `gevalideerd`. (seconds to 202, to gevalideerd, id,
+    the POST's start as epoch seconds)"""
     auth = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url, headers=auth, timeout=600) as client:
+        started = time.time()
         t0 = time.perf_counter()
         response = client.post(
             "/v1/leveringen", content=raw, headers={"Content-Type": "application/json"}
@@ -210,7 +319,7 @@ def submit_and_wait(url: str, token: str, raw: bytes, timeout: float) -> tuple[f
         while True:
             state = client.get(f"/v1/leveringen/{levering_id}").json()["state"]
             if state == "gevalideerd":
-                return accepted, time.perf_counter() - t0, levering_id
+                return accepted, time.perf_counter() - t0, levering_id, started
             if state != "ontvangen" or time.perf_counter() - t0 > timeout:
                 sys.exit(f"delivery {levering_id}: {state} after {time.perf_counter() - t0:.0f} s")
             time.sleep(0.05)
@@ -272,8 +381,18 @@ def main() -> int:
                 # no rebalance falls inside the timed part.
                 asyncio.run(stable_group(kafka, validate_env["DDAS_VALIDATE_CONSUMER_GROUP"],
                                          args.validates))  # fmt: skip
-                accepted, wall, levering_id = submit_and_wait(url, token, raw, args.timeout)
+                infra = Infra(bootstrap, database_url)
+                cpu_before = {p.name: p.cpu_seconds() for p in procs}
+                infra_before = infra.cpu_seconds()
+                busy_before, load_before = machine_busy(), os.getloadavg()[0]
+                accepted, wall, levering_id, started = submit_and_wait(
+                    url, token, raw, args.timeout
+                )
+                busy = machine_busy() - busy_before
+                cpu = {p.name: p.cpu_seconds() - cpu_before[p.name] for p in procs}
+                cpu |= {k: v - infra_before[k] for k, v in infra.cpu_seconds().items()}
                 peaks = {p.name: p.peak_rss_mib() for p in procs}
+                workers = {p.name: p.workers_peak_rss_mib() for p in procs}
                 exits = {p.name: p.stop() for p in procs}
             check_after, _ = timed_check(data)
             result = asyncio.run(stored(db, levering_id))
@@ -302,7 +421,26 @@ def main() -> int:
         f".venv/bin/python bench/pipeline_vs_check.py --trajecten {args.trajecten} "
         f"--fouten {args.fouten} --seed {args.seed}"
     )
-    memory = "\n".join(f"| {name} | {mib:.0f} MiB |" for name, mib in peaks.items())
+    memory = "\n".join(
+        f"| {name} | {mib:.0f} MiB"
+        + (f" (its workers: {workers[name]:.0f} MiB)" if workers[name] else "")
+        + f" | {cpu[name]:.1f} s |"
+        for name, mib in peaks.items()
+    )
+    memory += "".join(f"\n| {name} | | {cpu[name]:.1f} s |" for name in infra.pids)
+    others = busy - sum(cpu.values())
+    ours = sum(v for v in cpu.values() if v == v)  # the services, Kafka and PostgreSQL
+    check_cpu = sum(CHECK_CPU) / len(CHECK_CPU)
+    timeline = "\n".join(
+        f"| {what} | {result[key] - started:.2f} s |"
+        for what, key in (
+            ("validate stored its first chunk", "eerste_chunk"),
+            ("validate stored its last chunk", "laatste_chunk"),
+            ("ingest recorded the delivery (all chunks acknowledged)", "vastgelegd"),
+            ("validate completed it", "voltooiing"),
+        )
+        if result.get(key) is not None
+    )
     print(f"""
 ### The pipeline, HTTP submit to `gevalideerd`, vs `ddas check --json`
 
@@ -319,9 +457,20 @@ findings: {result["bevindingen"]:,} (as `ddas check`).
 | pipeline: submit to 202 | {accepted:.2f} s | | {accepted / check_t:.2f} |
 | pipeline: submit to `gevalideerd` | {wall:.2f} s | {args.trajecten / wall:,.0f} | **{wall / check_t:.2f}** |
 
-| service | peak RSS (VmHWM) |
-|---|---:|
+| service | peak RSS (VmHWM) | CPU from submit to `gevalideerd` |
+|---|---:|---:|
 {memory}
+| the client and everything else on the machine (other users) | | {others:.1f} s |
+| the whole machine ({os.cpu_count()} cores; load average {load_before:.2f} at the start) | | {busy:.1f} s of {wall * (os.cpu_count() or 1):.1f} s |
+
+CPU: the pipeline's services, Kafka and PostgreSQL {ours:.1f} s; `ddas check` {check_cpu:.1f} s
+(mean of its two runs, with its forked process): **{ours / check_cpu:.2f}×**.
+
+| when (from the start of the POST; database clock, transaction starts) | |
+|---|---:|
+{timeline}
+| the 202 | {accepted:.2f} s |
+| the status poll saw `gevalideerd` | {wall:.2f} s |
 
 Logs: {logs.relative_to(ROOT)}
 """)

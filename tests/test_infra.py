@@ -30,7 +30,10 @@ def test_ports_and_folders_come_from_the_environment(
     assert cfg.kafka_libs == cfg.project_root / ".cache" / "kafka" / "libs"
 
 
-def test_broker_settings_are_tuned_for_one_node_and_fast_tests(tmp_path: Path) -> None:
+def test_broker_settings_are_tuned_for_one_node_and_fast_tests(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DDAS_KAFKA_CONTROLLER_PORT", raising=False)  # the default: port + 1
     cfg = InfraConfig(kafka_port=29092, run_dir=tmp_path)
     props = dict(
         line.split("=", 1)

@@ -1,6 +1,6 @@
 """Taking a delivery in: limits, parsing, authorisation, idempotency, the privacy edge, chunks.
 
-`Intake.submit(raw, principal, via)` is the one way in for both HTTP and Kafka:
+`Intake.submit(raw, principal, via)` is the one way in for HTTP, Kafka and the collector:
 
 1. **limits**: at most `max_bytes` bytes (413), `max_trajecten` trajectories (413) and
    `max_depth` levels of JSON nesting (400);
@@ -15,27 +15,41 @@
 5. **the privacy edge** (`ddas.domain.pseudonym`): every part is pseudonymised; the raw document
    never leaves this process's memory. The contact persons' e-mail addresses are kept, with the
    delivery, for the notifications;
-6. **one transaction**: the delivery row (`ontvangen`), its organisations and contacts, its chunks
-   in the outbox (COPY) and an audit row. A crash before the commit leaves nothing; after it, the
-   relay publishes every chunk (at least once; validate is idempotent per chunk).
+6. **the chunks straight to Kafka**, each as soon as it is made (idempotent producer,
+   `acks=all`), so that validate checks the first chunks while the last are still being made;
+7. **one transaction, once every chunk is acknowledged**: the delivery row (`ontvangen`), its
+   organisations and contacts, its `ontvangen` LeveringEvent in the outbox and an audit row.
+   Only then the answer (202): the delivery and all its chunks are durable.
+
+The delivery's id, and so every chunk's key and event id, is derived from the supplier, the
+content hash and what shapes the chunks (the chunk size, the pseudonym key): a submission that
+is retried after a crash, or that races another, publishes the very same chunks, which validate
+stores once (docs/pipeline.md, "A submission"). A submission that fails half-way (a trajectory
+nested too deep, Kafka away, a crash) has no delivery row: validate never completes or counts
+what it may have staged of it, and deletes that after a while.
 
 Chunks (`ddas.pipeline.events.Chunk`): at most `chunk_size` trajectories of one levering each, a
-levering without trajectories one chunk of its own; keyed `<levering_id>:<chunk>` so that a
-large delivery spreads over the partitions.
+levering without trajectories one chunk of its own; keyed `<levering_id>:<chunk>`, chunk `n` on
+partition `n % partitions` (`spreading`) so that a large delivery spreads evenly.
 
-The CPU-bound part (parsing, pseudonymising, encoding: about 4.7 s of CPU for 200,000
-trajectories) runs in a worker thread, at most `parallel` at a time, so that the event loop keeps
-answering. For a large delivery, that thread hands the chunks to worker processes forked at
-start-up (`start_workers`) and waits for them in order.
+The CPU-bound part (parsing, pseudonymising, encoding) runs in a worker thread, at most
+`parallel` at a time, so that the event loop keeps answering. For a large delivery, that thread
+hands the chunks to worker processes forked at start-up (`start_workers`) and passes each chunk
+on to the event loop's producer as it comes back, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import ctypes
+import ctypes.util
+import gc
 import hashlib
 import logging
 import multiprocessing
+import os
 import signal
 import time
 import uuid
@@ -44,11 +58,14 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import asyncpg
 import msgspec
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
+from ddas import lifecycle
 from ddas.api import Refused
 from ddas.audit import audit
 from ddas.domain import gemeenten
@@ -64,13 +81,27 @@ from ddas.domain.reader import (
 )
 from ddas.domain.schema import SchemaCheck
 from ddas.domain.schema.formats import is_date
-from ddas.outbox import OutboxMessage, enqueue_many
+from ddas.outbox import EVENT_ID_HEADER, OutboxMessage
 from ddas.pipeline.events import Chunk, chunk_key, encode
 from ddas.registry import Principal
 
 log = logging.getLogger("services.ingest")
 
-__all__ = ["Accepted", "Intake", "Limits", "prepare"]
+__all__ = [
+    "Accepted",
+    "Intake",
+    "Limits",
+    "Publish",
+    "levering_id_for",
+    "make_chunks",
+    "prepare",
+    "read",
+    "spreading",
+]
+
+#: Part of what a delivery's id is derived from: a change to how chunks are made (their format,
+#: the pseudonymisation) must give a retried submission other chunk ids than the first attempt.
+CHUNK_FORMAT: Final = "shv-chunks-1"
 
 ROOT_MEMBERS: Final = frozenset(
     {
@@ -119,7 +150,9 @@ class Prepared:
     code_gegevensleverancier: str
     periode: tuple[date | None, date | None]
     trajecten: int
+    #: The chunks, when `prepare` was not given an `emit` to hand each one to.
     messages: list[OutboxMessage] = field(default_factory=list)
+    chunks: int = 0  # how many chunks were made (kept or emitted)
     contacten: list[tuple[int, str]] = field(default_factory=list)  # (levering index, e-mail)
 
 
@@ -135,11 +168,24 @@ def prepare(
     chunk_topic: str,
     workers: Executor | None = None,
     workers_min_trajecten: int = 20_000,
+    emit: Callable[[OutboxMessage], None] | None = None,
 ) -> Prepared:
     """Parse, check the limits, authorise, pseudonymise and chunk. Raises Refused.
 
     With `workers`, a delivery of at least `workers_min_trajecten` trajectories has its chunks
-    made in those worker processes (a small one is done sooner in this thread)."""
+    made in those worker processes (a small one is done sooner in this thread). With `emit`,
+    each chunk is handed to it as soon as it is made (in order) instead of being kept in
+    `messages`; a Refused may then come after some chunks were emitted (a trajectory nested too
+    deep)."""
+    document, prepared = read(raw, principal, limits)
+    prepared.levering_id = levering_id
+    return make_chunks(document, prepared, pseudonymiser, limits, chunk_topic, workers,
+                       workers_min_trajecten, emit)  # fmt: skip
+
+
+def read(raw: bytes, principal: Principal, limits: Limits) -> tuple[Document, Prepared]:
+    """Parse, check the limits and authorise (raises Refused): the document and what the
+    transaction will record of it, under a nil id until the caller sets it."""
     if len(raw) > limits.max_bytes:
         raise too_large(limits.max_bytes)
     try:
@@ -180,7 +226,7 @@ def prepare(
 
     code = root.get("codeGegevensleverancier")
     prepared = Prepared(
-        levering_id=levering_id,
+        levering_id=uuid.UUID(int=0),
         organisatie=eerste,
         organisaties=organisaties,
         code_gegevensleverancier=code.strip() if type(code) is str and code.strip() else "",
@@ -191,12 +237,42 @@ def prepare(
         prepared.contacten.extend(
             (header.index, email) for email in dict.fromkeys(contact_emails(header.data))
         )
+    return document, prepared
+
+
+def make_chunks(
+    document: Document,
+    prepared: Prepared,
+    pseudonymiser: Pseudonymiser,
+    limits: Limits,
+    chunk_topic: str,
+    workers: Executor | None = None,
+    workers_min_trajecten: int = 20_000,
+    emit: Callable[[OutboxMessage], None] | None = None,
+) -> Prepared:
+    """The chunks of a document read by `read` (see `prepare`), into `prepared`."""
     if document.traject_count < workers_min_trajecten:
         workers = None
-    prepared.messages = list(
-        _chunks(document, pseudonymiser, limits, str(levering_id), chunk_topic, workers)
-    )
+    levering_id = prepared.levering_id
+    chunks = _chunks(document, pseudonymiser, limits, levering_id, chunk_topic, workers)
+    if emit is None:
+        prepared.messages = list(chunks)
+        prepared.chunks = len(prepared.messages)
+    else:
+        for message in chunks:
+            emit(message)
+            prepared.chunks += 1
     return prepared
+
+
+def levering_id_for(
+    principal: Principal, digest: str, chunk_size: int, ps: Pseudonymiser
+) -> uuid.UUID:
+    """The id of the delivery of these bytes (`digest`) by this supplier, with these settings:
+    the same for every submission of it, so that a retry publishes the same chunks under the
+    same keys and event ids. Keyed with the pseudonym key (not guessable from the content)."""
+    mac = ps.hmac(f"\0ddas-levering\0{principal.code}\0{digest}\0{chunk_size}\0{CHUNK_FORMAT}")
+    return uuid.UUID(hex=mac[:32], version=4)
 
 
 def _te_diep(limit: int) -> Refused:
@@ -317,11 +393,12 @@ def _chunks(
     document: Document,
     ps: Pseudonymiser,
     limits: Limits,
-    levering_id: str,
+    levering: uuid.UUID,
     topic: str,
     workers: Executor | None = None,
 ) -> Iterator[OutboxMessage]:
-    """The delivery's chunks, in order: in this thread, or (`workers`) in worker processes."""
+    """The delivery's chunks, in order: in this thread, or (`workers`) in worker processes.
+    A chunk's event id is derived from the delivery's id and its number."""
     size = limits.chunk_size
     root = _root_kop(document, ps)
     plan: list[tuple[int, Any, int, list[msgspec.Raw]]] = []  # levering, its header, eerste, raws
@@ -331,7 +408,8 @@ def _chunks(
                     for eerste in range(0, max(1, len(raws)), size))  # fmt: skip
     total = len(plan)
     max_depth = limits.max_depth - 4  # a trajectory sits at level 5
-    ids = [uuid.uuid4() for _ in plan]
+    levering_id = str(levering)
+    ids = [uuid.uuid5(levering, str(n)) for n in range(len(plan))]
     jobs = (
         ((str(ids[n]), levering_id, n, total, root, index, kop, eerste), raws, max_depth)
         for n, (index, kop, eerste, raws) in enumerate(plan)
@@ -347,7 +425,7 @@ def _chunks(
             topic,
             chunk_key(levering_id, nummer),
             body,
-            {"content-type": "application/json"},
+            {"content-type": "application/json", EVENT_ID_HEADER: str(ids[nummer])},
             ids[nummer],
         )
 
@@ -359,7 +437,23 @@ _Head = tuple[str, str, int, int, Any, int, Any, int]
 def _chunk_body(
     ps: Pseudonymiser, head: _Head, raws: Sequence[msgspec.Raw], max_depth: int
 ) -> bytes | None:
-    """One chunk's JSON: its trajectories decoded and pseudonymised. None: one nests too deep."""
+    """One chunk's JSON: its trajectories decoded and pseudonymised. None: one nests too deep.
+
+    Without the cyclic garbage collector: some 40 objects per trajectory, none in a cycle, are
+    freed by their reference counts; the collector would walk them (and the rest of the heap)
+    again and again for nothing, a third of the time (docs/benchmarks.md)."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _chunk_json(ps, head, raws, max_depth)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _chunk_json(
+    ps: Pseudonymiser, head: _Head, raws: Sequence[msgspec.Raw], max_depth: int
+) -> bytes | None:
     event_id, levering_id, nummer, total, root, index, levering, eerste = head
     trajecten = []
     fast_accepts = SchemaCheck.fast_accepts
@@ -396,14 +490,27 @@ _worker_ps: Pseudonymiser | None = None
 _RAWS: Final = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-def _init_worker(ps: Pseudonymiser) -> None:
+_PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
+
+
+def _init_worker(ps: Pseudonymiser, parent: int) -> None:
     global _worker_ps
     _worker_ps = ps
+    # A worker dies with the service, also when the service is killed (kill -9 leaves the pool
+    # no time to shut its workers down): Linux's parent-death signal, then a check that the
+    # parent did not die before it was set.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
     # The parent's event loop owns SIGTERM/SIGINT (through the wake-up fd a fork inherits): a
     # worker leaves them to the parent, which shuts the pool down.
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # What the worker inherited (the service's modules) stays: out of the collector's sight.
+    gc.freeze()
 
 
 def _worker_chunk(head: _Head, blob: bytes, max_depth: int) -> bytes | None:
@@ -414,7 +521,10 @@ def _worker_chunk(head: _Head, blob: bytes, max_depth: int) -> bytes | None:
 def start_workers(ps: Pseudonymiser, n: int) -> ProcessPoolExecutor:
     """`n` worker processes forked now (call it before the service starts its threads)."""
     pool = ProcessPoolExecutor(
-        n, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker, initargs=(ps,)
+        n,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_init_worker,
+        initargs=(ps, os.getpid()),
     )
     pool.submit(int).result()  # with 'fork' the first task starts all the workers
     return pool
@@ -445,6 +555,50 @@ class _Duplicate(Exception):
     pass
 
 
+class Publish(Protocol):
+    """Hands one chunk to the producer (`AIOKafkaProducer.send`): returns once the producer
+    took it, with a future that resolves when the broker acknowledged it. The key is
+    `<levering_id>:<chunk>` (`chunk_key`)."""
+
+    async def __call__(
+        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]: ...
+
+
+def spreading(producer: AIOKafkaProducer) -> Publish:
+    """`Publish` with a started producer, chunk `n` to partition `n % partitions` rather than
+    where its key hashes to: a delivery's chunks are then spread evenly, and so are they over
+    the validate processes that share the partitions (hashing 100 keys over 4 partitions once
+    gave one of two processes 62 chunks and the other 38, and the delivery waited for the
+    first). Nothing depends on where a chunk goes: validate deduplicates by event id."""
+
+    async def publish(
+        topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]:
+        number = int(key.rsplit(b":", 1)[1])  # chunk_key: <levering_id>:<chunk>
+        partitions = sorted(await producer.partitions_for(topic))
+        future: asyncio.Future[Any] = await producer.send(
+            topic,
+            value=value,
+            key=key,
+            headers=headers,
+            partition=partitions[number % len(partitions)],
+        )
+        return future
+
+    return publish
+
+
+def unavailable() -> Refused:
+    return Refused(
+        503,
+        "niet-beschikbaar",
+        "Tijdelijk niet beschikbaar",
+        "De levering kon nu niet worden doorgegeven; er is niets van opgeslagen. "
+        "Probeer het later opnieuw.",
+    )
+
+
 class Intake:
     def __init__(
         self,
@@ -453,6 +607,7 @@ class Intake:
         limits: Limits,
         *,
         chunk_topic: str,
+        publish: Publish | None = None,
         parallel: int = 2,
         on_enqueued: Callable[[], None] | None = None,
         workers: Executor | None = None,
@@ -462,11 +617,13 @@ class Intake:
         self.pseudonymiser = pseudonymiser
         self.limits = limits
         self.chunk_topic = chunk_topic
+        self.publish = publish
         self._slots = asyncio.Semaphore(parallel)
         self._on_enqueued = on_enqueued
         self.workers = workers
         self.workers_min_trajecten = workers_min_trajecten
-        #: A hook for tests: called (in the worker thread) after the CPU-bound part.
+        #: A hook for tests: called (in the worker thread) after the CPU-bound part, when every
+        #: chunk was handed to the producer (not necessarily acknowledged yet).
         self.after_prepare: Callable[[Prepared], None] | None = None
 
     async def existing(self, principal: Principal, digest: str) -> Accepted | None:
@@ -491,16 +648,30 @@ class Intake:
                 "Geen leverancier",
                 "Alleen een gegevensleverancier kan leveren; dit token hoort bij een organisatie.",
             )
-        # 0.3 s for 170 MB: off the event loop (hashlib releases the GIL on large inputs).
-        digest = await asyncio.to_thread(_sha256, raw)
-        found = await self.existing(principal, digest)
-        if found is not None:
-            await audit(self.pool, principal.actor, "levering.aangeboden", "dubbel",
-                        found.levering_id, via=via)  # fmt: skip
-            return found
         async with self._slots:
             started = time.perf_counter()
-            prepared = await asyncio.to_thread(self._prepare, raw, principal)
+            # The content hash (0.3 s for 170 MB; hashlib releases the GIL) and the parsing,
+            # side by side in two threads, off the event loop.
+            digest, reading = await asyncio.gather(
+                asyncio.to_thread(_sha256, raw),
+                asyncio.to_thread(read, raw, principal, self.limits),
+                return_exceptions=True,
+            )
+            if isinstance(digest, BaseException):
+                raise digest
+            found = await self.existing(principal, digest)
+            if found is not None:  # the same bytes again: that delivery, whatever they hold
+                await audit(self.pool, principal.actor, "levering.aangeboden", "dubbel",
+                            found.levering_id, via=via)  # fmt: skip
+                return found
+            if isinstance(reading, BaseException):
+                raise reading
+            document, prepared = reading
+            prepared.levering_id = levering_id_for(
+                principal, digest, self.limits.chunk_size, self.pseudonymiser
+            )
+            await self._publish_chunks(document, prepared)
+            del document, reading
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     await self._record(conn, prepared, principal, digest, via, len(raw))
@@ -516,25 +687,91 @@ class Intake:
             principal.code,
             via,
             prepared.trajecten,
-            len(prepared.messages),
+            prepared.chunks,
             time.perf_counter() - started,
         )
         if self._on_enqueued is not None:
             self._on_enqueued()
         return Accepted(
-            prepared.levering_id, True, "ontvangen", prepared.trajecten, len(prepared.messages)
+            prepared.levering_id, True, "ontvangen", prepared.trajecten, prepared.chunks
         )
 
-    def _prepare(self, raw: bytes, principal: Principal) -> Prepared:
-        args = (raw, principal, self.limits, self.pseudonymiser, uuid.uuid4(), self.chunk_topic)
+    async def _publish_chunks(self, document: Document, prepared: Prepared) -> None:
+        """Make the chunks (in a worker thread) and publish each as soon as it is made; return
+        when the broker acknowledged every one of them. Raises Refused (nothing recorded)."""
+        publish = self.publish
+        if publish is None:
+            raise RuntimeError("an Intake that takes deliveries in needs a producer (publish)")
+        loop = asyncio.get_running_loop()
+        acks: list[asyncio.Future[Any]] = []
+
+        async def send(message: OutboxMessage) -> None:
+            assert message.key is not None
+            headers = [(k, v.encode()) for k, v in message.headers.items()]
+            acks.append(
+                await publish(message.topic, message.key.encode(), message.payload, headers)
+            )
+
+        def emit(message: OutboxMessage) -> None:  # in the worker thread
+            asyncio.run_coroutine_threadsafe(send(message), loop).result()
+
         try:
-            prepared = prepare(*args, self.workers, self.workers_min_trajecten)
+            await asyncio.to_thread(self._make_chunks, document, prepared, emit)
+            await asyncio.gather(*acks)
+        except Refused:
+            await asyncio.gather(*acks, return_exceptions=True)
+            raise
+        except (KafkaError, TimeoutError, OSError) as exc:  # the broker away or refusing
+            await asyncio.gather(*acks, return_exceptions=True)
+            log.warning(
+                "levering %s: publishing its chunks failed (%s); nothing recorded",
+                prepared.levering_id,
+                type(exc).__name__,
+            )
+            raise unavailable() from None
+
+    def _prepare(self, raw: bytes, principal: Principal) -> Prepared:
+        """`read` and `_make_chunks` in one (the chunks kept in `messages`), under a new id."""
+        document, prepared = read(raw, principal, self.limits)
+        prepared.levering_id = uuid.uuid4()
+        return self._make_chunks(document, prepared)
+
+    def _make_chunks(
+        self,
+        document: Document,
+        prepared: Prepared,
+        emit: Callable[[OutboxMessage], None] | None = None,
+    ) -> Prepared:
+        args = (document, prepared, self.pseudonymiser, self.limits, self.chunk_topic)
+        emitted = 0
+
+        def counted(message: OutboxMessage) -> None:
+            nonlocal emitted
+            if emit is not None:
+                emit(message)
+            emitted += 1
+
+        try:
+            make_chunks(*args, self.workers, self.workers_min_trajecten,
+                        counted if emit is not None else None)  # fmt: skip
         except BrokenProcessPool:
             # A worker died (killed, out of memory): this delivery and the later ones are done
-            # in this process.
+            # in this process. The chunks already emitted are not emitted again (the same ones
+            # would come out: they are deterministic).
             log.warning("ingest: a worker process died; chunks are made in the service itself")
             self.workers = None
-            prepared = prepare(*args)
+            done = emitted
+            prepared.chunks = 0
+            prepared.messages = []
+
+            def rest(message: OutboxMessage) -> None:
+                nonlocal done
+                if done > 0:
+                    done -= 1
+                elif emit is not None:
+                    emit(message)
+
+            make_chunks(*args, emit=rest if emit is not None else None)
         if self.after_prepare is not None:
             self.after_prepare(prepared)
         return prepared
@@ -564,7 +801,7 @@ class Intake:
             via,
             size,
             p.trajecten,
-            len(p.messages),
+            p.chunks,
         )
         if inserted is None:  # the same delivery, committed meanwhile by a racing submission
             raise _Duplicate
@@ -578,7 +815,7 @@ class Intake:
                 "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 [(p.levering_id, i, email) for i, email in p.contacten],
             )
-        await enqueue_many(conn, p.messages)
+        await lifecycle.received(conn, p.levering_id)
         await audit(
             conn,
             principal.actor,
@@ -588,5 +825,5 @@ class Intake:
             via=via,
             bytes=size,
             trajecten=p.trajecten,
-            chunks=len(p.messages),
+            chunks=p.chunks,
         )

@@ -3,7 +3,7 @@ delivery: the way in, outcomes and status codes only."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 
 ACCEPTED = Counter(
     "ddas_ingest_leveringen", "Deliveries taken in, by way in and whether new", ["via", "nieuw"]
@@ -12,7 +12,6 @@ REFUSED = Counter(
     "ddas_ingest_geweigerd", "Delivery attempts refused, by way in and status", ["via", "status"]
 )
 PUBLISHED = Counter("ddas_ingest_outbox_published", "Outbox messages published")
-OUTBOX_PENDING = Gauge("ddas_ingest_outbox_pending", "Outbox rows not yet published")
 DEAD_LETTERED = Counter(
     "ddas_ingest_dead_lettered", "Inbound events sent to the dead-letter topic", ["error_class"]
 )

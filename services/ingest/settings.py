@@ -77,7 +77,15 @@ class IngestSettings(ServiceSettings):
     relay_poll_s: Annotated[float, Field(gt=0)] = 0.2
     relay_max_backoff_s: Annotated[float, Field(gt=0)] = 60.0
     max_message_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
-    """The producer's largest (uncompressed) message; chunks are compressed (zstd) on the wire."""
+    """The producer's largest (uncompressed) message; chunks are compressed (snappy) on the wire."""
+
+    # -- the collector (services/ingest/collect) --------------------------------------------
+    collector_config: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DDAS_COLLECTOR_CONFIG", "DDAS_INGEST_COLLECTOR_CONFIG"),
+    )
+    """The collector's TOML file (supplier endpoints, schedule, trust store); unset: no
+    collection. Secrets are not in it (files or environment variables it names)."""
 
     outage_s: Annotated[float, Field(ge=0)] = 120.0
     """How long the database may be away while handling an inbound event before the service

@@ -20,6 +20,15 @@ class ValidateSettings(ServiceSettings):
     """The chunks' topic (tests give each run a topic of its own); its dead-letter twin is
     `<topic>.dlq`."""
     consumer_group: str = "ddas-validate"
+    levering_topic: str = topics.LEVERINGEN
+    """The lifecycle events: ingest's `ontvangen` says a delivery is recorded, so that one whose
+    chunks are all stored already is completed now (group `<consumer_group>-ontvangen`)."""
+    sweep_interval_s: Annotated[float, Field(gt=0)] = 2.0
+    """How often the sweep looks for recorded deliveries ready to complete (should an
+    `ontvangen` event have gone astray) and for stale staged chunks."""
+    staging_ttl_s: Annotated[float, Field(gt=0)] = 3600.0
+    """Chunks of a submission that ingest never recorded (refused half-way, crashed) are deleted
+    once no chunk of it came for this long. Far longer than any submission takes."""
     http_host: str = "127.0.0.1"
     http_port: int = 8082
     """Port of /healthz, /readyz and /metrics; 0 lets the system choose (logged at start)."""
@@ -38,7 +47,7 @@ class ValidateSettings(ServiceSettings):
     """Run an outbox relay in this process (any service's relay publishes any outbox row)."""
     max_message_bytes: Annotated[int, Field(ge=1024)] = RELAY_MAX_MESSAGE_BYTES
     """The relay's largest (uncompressed) message: as ingest's, since any relay publishes any
-    outbox row, chunks included."""
+    outbox row."""
     graceful_timeout_s: float = 30.0
     """On SIGTERM: how long the chunk in hand may take to finish before the process stops."""
 

@@ -1,6 +1,7 @@
 """Ingest's CPU-bound part without broker or database (services.ingest.intake.prepare): chunk
 boundaries, the chunks put together being the pseudonymised document (same findings and tables
-as the raw file), contacts kept aside, limits and authorisation."""
+as the raw file), contacts kept aside, limits and authorisation, and the same chunks under the
+same ids on every submission of a delivery."""
 
 from __future__ import annotations
 
@@ -20,7 +21,14 @@ from ddas.domain.pseudonym import TEST_KEY, Pseudonymiser
 from ddas.domain.reader import parse_document
 from ddas.pipeline.events import Chunk, decode_chunk
 from ddas.registry import Principal
-from services.ingest.intake import Intake, Limits, Prepared, prepare, start_workers
+from services.ingest.intake import (
+    Intake,
+    Limits,
+    Prepared,
+    levering_id_for,
+    prepare,
+    start_workers,
+)
 from tests.ingest.conftest import APP_750, generated, organisations
 
 PS = Pseudonymiser(TEST_KEY)
@@ -223,3 +231,33 @@ def test_a_dead_worker_leaves_the_delivery_to_the_service_itself() -> None:
     prepared = intake._prepare(raw, principal)
     assert len(prepared.messages) == 8 and intake.workers is None
     pool.shutdown()
+
+
+def test_a_delivery_has_one_id_and_its_chunks_are_the_same_on_every_submission() -> None:
+    """A retried or racing submission publishes byte-identical chunks under the same keys and
+    event ids (validate stores each once): the delivery's id comes from the supplier, the
+    content and what shapes the chunks; emitted one by one they are those kept in a list."""
+    raw = APP_750.read_bytes()
+    principal = Principal("leverancier", "x", frozenset(organisations(raw)))
+    digest = "ab" * 32
+    levering_id = levering_id_for(principal, digest, 100, PS)
+    assert levering_id == levering_id_for(principal, digest, 100, PS)
+    others = {
+        levering_id_for(Principal("leverancier", "y", principal.rechten), digest, 100, PS),
+        levering_id_for(principal, "cd" * 32, 100, PS),
+        levering_id_for(principal, digest, 250, PS),  # other chunk boundaries
+        levering_id_for(principal, digest, 100, Pseudonymiser(b"k" * 32)),  # other pseudonyms
+    }
+    assert levering_id not in others and len(others) == 4
+
+    kept = prepare(raw, principal, Limits(chunk_size=100), PS, levering_id, "t")
+    emitted: list[Any] = []
+    again = prepare(raw, principal, Limits(chunk_size=100), PS, levering_id, "t",
+                    emit=emitted.append)  # fmt: skip
+    assert again.messages == [] and again.chunks == kept.chunks == len(emitted) == 8
+    assert [(m.key, m.event_id, m.payload, dict(m.headers)) for m in emitted] == [
+        (m.key, m.event_id, m.payload, dict(m.headers)) for m in kept.messages
+    ]
+    for n, m in enumerate(kept.messages):
+        assert m.event_id == uuid.uuid5(levering_id, str(n))
+        assert decode_chunk(m.payload).event_id == m.headers["ddas-event-id"] == str(m.event_id)

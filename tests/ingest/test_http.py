@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from ddas.domain.check import check_document
 from ddas.domain.reader import parse_document
@@ -101,10 +102,9 @@ async def test_the_same_delivery_submitted_twice_is_one_delivery(ingest: Ingest)
     assert second.json()["nieuw"] is False and second.json()["chunks"] == 2
     count = await ingest.db.fetchval("SELECT count(*) FROM leveringen WHERE leverancier = 'twice'")
     assert count == 1
-    chunk_rows = await ingest.db.fetchval(
-        "SELECT count(*) FROM outbox WHERE message_key LIKE $1", first.json()["id"] + ":%"
-    )
-    assert chunk_rows == 2
+    records = [r for r in await read_topic(ingest.kafka, ingest.chunk_topic, 1)
+               if r.key.startswith(first.json()["id"].encode())]  # fmt: skip
+    assert sorted(r.key.decode() for r in records) == [f"{first.json()['id']}:{i}" for i in (0, 1)]
     # Another supplier with the same bytes makes a delivery of its own.
     other = await ingest.supplier("other", organisations(raw))
     third = await _post(ingest, raw, other)
@@ -128,17 +128,26 @@ async def test_a_retry_after_a_client_timeout_is_the_same_delivery(ingest: Inges
     await asyncio.sleep(1.5)  # let the first request finish its transaction
     rows = await ingest.db.fetch("SELECT id, chunks FROM leveringen WHERE leverancier = 'retry'")
     assert len(rows) == 1 and str(rows[0]["id"]) == retry.json()["id"]
-    chunk_rows = await ingest.db.fetchval(
-        "SELECT count(*) FROM outbox WHERE message_key LIKE $1", retry.json()["id"] + ":%"
-    )
-    assert chunk_rows == rows[0]["chunks"] == 2
-    # Nothing of the losing attempt is left in the outbox.
+    assert rows[0]["chunks"] == 2
+    # Both attempts published their chunks, and they are the very same chunks: the same keys,
+    # event ids and contents (validate stores a chunk once per event id), and no other.
+    records = await read_topic(ingest.kafka, ingest.chunk_topic, 4)
+    mine = [r for r in records if r.key.startswith(retry.json()["id"].encode())]
+    assert len(mine) == 4
+    by_key: dict[bytes, set[bytes]] = {}
+    for r in mine:
+        by_key.setdefault(r.key, set()).add(r.value)
+    assert sorted(by_key) == [f"{retry.json()['id']}:{i}".encode() for i in (0, 1)]
+    assert all(len(values) == 1 for values in by_key.values())
+    event_ids = {decode_chunk(r.value).event_id for r in mine}
+    assert event_ids == {dict(r.headers)["ddas-event-id"].decode() for r in mine}
+    assert len(event_ids) == 2
+    # One announcement of the delivery: the winner's `ontvangen` event, in the outbox.
     assert (
         await ingest.db.fetchval(
-            "SELECT count(*) FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM leveringen l "
-            "WHERE o.message_key LIKE l.id::text || ':%')"
+            "SELECT count(*) FROM outbox WHERE message_key = $1", retry.json()["id"]
         )
-        == 0
+        == 1
     )
 
 
@@ -309,12 +318,9 @@ async def test_no_raw_bsn_anywhere_after_ingest(ingest: Ingest) -> None:
     }
     token = await ingest.supplier("privacy", organisations(raw))
     levering_id = (await _post(ingest, raw, token)).json()["id"]
-    # Before the relay empties the outbox the chunks are there as bytes: look at them too.
-    outbox_bodies = await ingest.db.fetch("SELECT body FROM outbox WHERE body IS NOT NULL")
     await wait_published(ingest.db)
     records = await read_topic(ingest.kafka, ingest.chunk_topic, 1, timeout=5)
-    texts: list[bytes] = [bytes(r["body"]) for r in outbox_bodies]
-    texts += [
+    texts: list[bytes] = [
         r.value + (r.key or b"") + b"".join(v for _, v in r.headers)
         for r in records
         if r.key.startswith(levering_id.encode())
@@ -328,3 +334,28 @@ async def test_no_raw_bsn_anywhere_after_ingest(ingest: Ingest) -> None:
         assert not found, (text[:200], found)
     chunk_text = b"".join(r.value for r in records if r.key.startswith(levering_id.encode()))
     assert not [b for b in births if b.encode() in chunk_text and b < "1990-01-01"]
+
+
+async def test_kafka_refusing_the_chunks_answers_503_and_records_nothing(ingest: Ingest) -> None:
+    """The 202 promises that every chunk is on Kafka: when the broker refuses them, the
+    supplier hears so (503, try again) and no delivery is recorded."""
+    raw = generated(300, seed=25)
+    token = await ingest.supplier("kafkaweg", organisations(raw))
+    intake = ingest.service.intake
+    assert intake is not None
+    publish = intake.publish
+
+    async def refused(*args: Any) -> Any:
+        raise KafkaConnectionError("de broker is weg")
+
+    intake.publish = refused
+    try:
+        response = await _post(ingest, raw, token)
+    finally:
+        intake.publish = publish
+    assert_problem(response, 503, "niet-beschikbaar")
+    assert not await ingest.db.fetchval(
+        "SELECT count(*) FROM leveringen WHERE leverancier = 'kafkaweg'"
+    )
+    # The broker back: the same submission is taken in.
+    assert (await _post(ingest, raw, token)).status_code == 202

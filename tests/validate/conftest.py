@@ -12,6 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from ddas.domain.oor import Oor, OorDeel
+from ddas.domain.tables import Periode, Totalen
 from ddas.generate import Options, generate
 from ddas.messaging import create_topics, delete_topics
 from ddas.pipeline import topics
@@ -61,6 +63,32 @@ async def stored_result(conn: asyncpg.Connection, levering_id: uuid.UUID) -> dic
         "findings": [tuple(r) for r in findings],
         "facts": facts,
     }
+
+
+async def stored_oor(conn: asyncpg.Connection, levering_id: uuid.UUID) -> dict[str, Any]:
+    """The OOR the report makes of what validate stored: the chunks' parts merged, with the
+    stored tables (as `OorResultaat.as_dict()`)."""
+    row = await conn.fetchrow(
+        "SELECT periode_start, periode_eind, tabellen::text AS tabellen, chunks FROM validatie "
+        "WHERE levering_id = $1",
+        levering_id,
+    )
+    delen = await conn.fetch("SELECT oor FROM validatie_chunks WHERE levering_id = $1", levering_id)
+    assert row is not None and len(delen) == row["chunks"]
+    oor = Oor(Periode(row["periode_start"], row["periode_eind"]), tabellen=False)
+    for deel in delen:
+        oor.voeg_toe(OorDeel.decode(deel["oor"]))
+    return oor.result(Totalen.from_dict(json.loads(row["tabellen"]))).as_dict()
+
+
+def one_pass_oor(document: bytes) -> dict[str, Any]:
+    """The OOR of a document counted in one pass over its trajectories (`ddas check`'s way)."""
+    doc = json.loads(document)
+    oor = Oor(Periode(doc["startdatumLevering"], doc["einddatumLevering"]))
+    for lev in doc["leveringen"]:
+        for t in lev["schuldhulptrajecten"]:
+            oor.add(t)
+    return oor.result().as_dict()
 
 
 def generated_document(**options: Any) -> bytes:

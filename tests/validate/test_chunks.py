@@ -15,14 +15,17 @@ import orjson
 import pytest
 
 from ddas.domain.check import CheckResult, check_document
+from ddas.domain.oor import Oor, OorDeel
 from ddas.domain.pseudonym import pseudonymise_bytes
 from ddas.domain.reader import parse_document
+from ddas.domain.tables import Periode, traject_feit
 from ddas.generate import Options, generate
 from ddas.pipeline.events import Chunk, encode
 from ddas.testing import shared_dir
 from services.validate.chunks import (
     CheckedChunk,
     ChunkError,
+    FeitRij,
     RawChunk,
     check_chunk,
     decode,
@@ -207,15 +210,48 @@ def test_the_raw_chunk_has_exactly_the_fields_of_the_contract() -> None:
     assert RawChunk.__struct_fields__ == Chunk.__struct_fields__
 
 
-def test_a_trajectory_is_stored_as_its_own_json_and_with_its_facts() -> None:
+def test_a_chunk_keeps_the_facts_of_its_trajectories_but_not_the_trajectories() -> None:
     data = generated(trajecten=4, seed=5, periode=(date(2025, 1, 1), date(2025, 6, 30)))
     chunk = chunks_of(data, uuid.uuid4(), 2)[1]
     checked = check_chunk(encode(chunk))
+    p = Periode("2025-01-01", "2025-06-30")
+    trajecten = [orjson.loads(msgspec.json.encode(t)) for t in chunk.trajecten]
     assert [f.traject_index for f in checked.feiten] == [2, 3]
-    assert [orjson.loads(f.traject) for f in checked.feiten] == [
-        orjson.loads(msgspec.json.encode(t)) for t in chunk.trajecten
-    ]
+    assert [tuple(f[3:]) for f in checked.feiten] == [traject_feit(t, p) for t in trajecten]
+    assert FeitRij._fields[-1] == "laatste_datum"  # the trajectory's JSON is no longer stored
     assert checked.levering_json is None and checked.chunk == 1
+
+
+@pytest.mark.parametrize("name", ["testbestand_schuldhulpverlening_750.json", "generated"])
+def test_the_chunks_oor_parts_merged_with_the_completions_tables_are_the_whole_files_oor(
+    name: str,
+) -> None:
+    # Each chunk counts its part of the OOR where it decoded the trajectories; merged in any
+    # order with the tables of the completion they give the OOR counted in one pass over the
+    # raw file (BSNs or pseudonyms: counting needs only their equality).
+    if name == "generated":
+        raw = generated(trajecten=3000, seed=4, fouten=0.1, leveringen=2)
+    else:
+        raw = (EXAMPLES / name).read_bytes()
+    doc = orjson.loads(raw)
+    p = Periode(doc["startdatumLevering"], doc["einddatumLevering"])
+    whole = Oor(p)
+    for lev in doc["leveringen"]:
+        for t in lev["schuldhulptrajecten"]:
+            whole.add(t)
+    expected = whole.result().as_dict()
+
+    chunks = chunks_of(pseudonymise_bytes(raw, b"k" * 32), uuid.uuid4(), 200)
+    assert len(chunks) > 2
+    checked = [check_chunk(encode(c)) for c in chunks]
+    uitkomst, _ = validate_in_memory(chunks)
+    merged = Oor(p, tabellen=False)
+    for c in reversed(checked):
+        merged.voeg_toe(OorDeel.decode(c.oor))
+    got = merged.result(uitkomst.totalen).as_dict()
+    assert got == expected
+    assert got["totaal"]["instroom"]["clienten"] > 0
+    assert got["totaal"]["schulden"]["trajecten"] > 0
 
 
 @pytest.mark.parametrize("name", ["testbestand_schuldhulpverlening_750.json", "generated"])

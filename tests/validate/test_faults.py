@@ -2,7 +2,8 @@
 database, under faults: killed with SIGKILL in the middle of a large delivery and started again,
 and two processes in one consumer group sharing a delivery. What must hold: the delivery
 completes with exactly the figures and findings of `ddas check` (nothing lost, nothing counted
-twice), once."""
+twice), once, and with the op-orde-rapport figures of one pass over the file (the chunks' OOR
+parts, each stored once)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ddas.domain.check import CheckResult, check_file
 from ddas.messaging import kafka_admin
 from ddas.settings import DatabaseSettings, KafkaSettings
 
-from .conftest import stored_result
+from .conftest import one_pass_oor, stored_oor, stored_result
 from .helpers import encoded_chunks
 from .kafka_helpers import publish, wait_for_state
 
@@ -144,6 +145,11 @@ def expected_large(large_document: Path) -> CheckResult:
     return check_file(large_document)
 
 
+@pytest.fixture(scope="module")
+def expected_oor_large(large_document: Path) -> dict[str, Any]:
+    return one_pass_oor(large_document.read_bytes())
+
+
 def assert_as_ddas_check(result: dict[str, Any], expected: CheckResult, trajecten: int) -> None:
     assert result["state"] == result["uitkomst"] == "gevalideerd"
     assert result["klaar"] == result["chunks"]
@@ -176,6 +182,7 @@ async def test_killed_mid_delivery_and_restarted_it_completes_with_exactly_the_f
     new_levering: NewLevering,
     large_document: Path,
     expected_large: CheckResult,
+    expected_oor_large: dict[str, Any],
 ) -> None:
     topic = await chunk_topic(2)
     group = f"validate-{uuid.uuid4().hex[:8]}"
@@ -205,6 +212,8 @@ async def test_killed_mid_delivery_and_restarted_it_completes_with_exactly_the_f
     await second.ready()
     assert await wait_for_state(db, levering_id, timeout=90) == "gevalideerd"
     assert_as_ddas_check(await stored_result(db, levering_id), expected_large, 20_000)
+    # the report's figures too: each chunk's OOR part stored once, none lost
+    assert await stored_oor(db, levering_id) == expected_oor_large
     assert await db.fetchval("SELECT count(*) FROM outbox") == 1
     assert second.terminate() == 0  # SIGTERM: a graceful stop
 
@@ -217,6 +226,7 @@ async def test_two_processes_in_one_group_share_a_delivery_and_give_the_result_o
     new_levering: NewLevering,
     large_document: Path,
     expected_large: CheckResult,
+    expected_oor_large: dict[str, Any],
 ) -> None:
     topic = await chunk_topic(4)
     group = f"validate-{uuid.uuid4().hex[:8]}"
@@ -230,6 +240,7 @@ async def test_two_processes_in_one_group_share_a_delivery_and_give_the_result_o
     await publish(kafka_settings, topic, chunks)
     assert await wait_for_state(db, levering_id, timeout=90) == "gevalideerd"
     assert_as_ddas_check(await stored_result(db, levering_id), expected_large, 20_000)
+    assert await stored_oor(db, levering_id) == expected_oor_large
 
     stored = [await p.metric('ddas_validate_chunks_total{outcome="stored"}') for p in pair]
     completed = [await p.metric('ddas_validate_chunks_total{outcome="completed"}') for p in pair]

@@ -17,7 +17,7 @@ from ddas.deadletter import HEADERS
 from ddas.domain.check import check_file
 from ddas.messaging import kafka_admin
 from ddas.pipeline import topics
-from ddas.pipeline.events import decode_levering_event, encode
+from ddas.pipeline.events import LeveringEvent, decode_levering_event, encode
 from ddas.pipeline.topics import dead_letter
 from ddas.settings import DatabaseSettings, KafkaSettings
 from services.validate.main import ValidateService, create_app
@@ -110,8 +110,8 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_partition_flo
         ("x", b"\x00\xff dit is geen JSON"),  # not JSON at all
         ("y", orjson.dumps({**template, "trajecten": {"0": {}}})),  # not a chunk
         ("z", orjson.dumps({**template, "root": ["geen object"]})),  # does not hold together
-        # A valid chunk of a delivery nobody registered: the database refuses it.
-        (None, orjson.dumps({**template, "levering_id": str(uuid.uuid4())})),
+        # A valid envelope whose numbers the database refuses (beyond its integer columns).
+        (None, orjson.dumps({**template, "eerste": 2**40})),
     ]
     await publish(kafka_settings, topic, poison, partition=0)
     # A header that is not UTF-8 (FastStream's parser would choke on it) and a value that is
@@ -132,7 +132,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_partition_flo
         b"msgspec.DecodeError",
         b"msgspec.ValidationError",
         b"services.validate.chunks.ChunkError",
-        b"asyncpg.exceptions.ForeignKeyViolationError",
+        b"asyncpg.exceptions.DataError",
         b"msgspec.DecodeError",
     ]
     for h in headers:
@@ -206,3 +206,59 @@ async def test_a_graceful_stop_finishes_the_chunk_in_hand_and_commits_its_offset
     async with kafka_admin(kafka_settings) as admin:
         offsets = await admin.list_consumer_group_offsets(group)
     assert {tp.partition: meta.offset for tp, meta in offsets.items()} == {0: 1}
+
+
+async def test_a_delivery_recorded_after_its_last_chunk_is_completed_on_its_ontvangen_event(
+    kafka_settings: KafkaSettings,
+    db_settings: DatabaseSettings,
+    db: asyncpg.Connection,
+    topic: str,
+    new_topic: Callable[..., Awaitable[str]],
+) -> None:
+    """Ingest records a delivery only when all its chunks are on Kafka, so validate may have
+    stored them all before: nothing is completed until then, and ingest's `ontvangen` event
+    completes it (the sweep is set far off here, so that it is the event that does)."""
+    levering_topic = await new_topic(1)
+    app = create_app(
+        ValidateSettings(
+            kafka=kafka_settings,
+            database=db_settings,
+            topic=topic,
+            levering_topic=levering_topic,
+            consumer_group=f"validate-{uuid.uuid4().hex[:8]}",
+            http_port=0,
+            sweep_interval_s=3600,
+        )
+    )
+    await app.start()
+    try:
+        levering_id = uuid.uuid4()
+        await publish(kafka_settings, topic, encoded_chunks(APP_750, levering_id, 200))
+        deadline = asyncio.get_running_loop().time() + 30
+        while await db.fetchval("SELECT klaar FROM validatie") != 4:
+            assert asyncio.get_running_loop().time() < deadline, "the chunks were not stored"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert await db.fetchval("SELECT voltooid_op FROM validatie") is None
+        assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+
+        # What ingest does: the row, then (through its outbox) the `ontvangen` event.
+        await db.execute(
+            "INSERT INTO leveringen (id, soort, code_gegevensleverancier, organisatie, "
+            "startdatum_levering, einddatum_levering, content_hash) "
+            "VALUES ($1, 'shv', 'TEST', '0503', '2025-01-01', '2025-12-31', 'x')",
+            levering_id,
+        )
+        event = LeveringEvent(
+            event_id=str(uuid.uuid4()),
+            levering_id=str(levering_id),
+            state="ontvangen",
+            occurred_at="2026-11-29T00:00:00+00:00",
+        )
+        await publish(kafka_settings, levering_topic, [(str(levering_id), encode(event))])
+        assert await wait_for_state(db, levering_id, timeout=20) == "gevalideerd"
+    finally:
+        await app.stop()
+    result = await stored_result(db, levering_id)
+    assert result["tabellen"] == json.loads(json.dumps(check_file(APP_750).totalen.as_dict()))
+    assert result["facts"] == 750
