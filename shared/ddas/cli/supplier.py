@@ -10,40 +10,19 @@ DATABASE_SEARCH_PATH). A token is printed once, on stdout; only its SHA-256 is s
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
 
+from ddas.cli._db import run_on_database
+
 _T = TypeVar("_T")
 
 
 def _run(action: Callable[[Any], Awaitable[_T]]) -> _T:
-    """Run `action(conn)` on a migrated database; errors become one line on stderr."""
-    import asyncpg
-
-    from ddas.db.migrate import migrate_database
-    from ddas.settings import DatabaseSettings
-
-    async def main() -> _T:
-        settings = DatabaseSettings()
-        await migrate_database(settings)
-        conn = await asyncpg.connect(**settings.to_asyncpg_params())
-        try:
-            return await action(conn)
-        finally:
-            await conn.close()
-
-    try:
-        return asyncio.run(main())
-    except (ValueError, LookupError) as exc:
-        click.echo(f"ddas supplier: {exc}", err=True)
-        sys.exit(1)
-    except (OSError, asyncpg.PostgresError) as exc:
-        click.echo(f"ddas supplier: database: {exc}", err=True)
-        sys.exit(2)
+    return run_on_database("supplier", action)
 
 
 def _print_token(token: str) -> None:

@@ -4,6 +4,7 @@
   trajectories of one levering, with the pseudonymised root and levering headers.
 - `LeveringEvent` (topic `ddas.leveringen.v1`, validate -> report -> publish): a delivery's state
   change with a findings summary.
+- `Rapport` (topic `ddas.rapporten.v1`, report -> publish): a delivery's op-orde-rapport figures.
 
 Everything in an event is already pseudonymised (`ddas.domain.pseudonym`): no raw BSN or other
 identifying value is ever put in one.
@@ -101,6 +102,35 @@ class LeveringEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return self.levering_id
 
 
+class RapportPeriode(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A reporting period: ISO dates (YYYY-MM-DD), both ends included; None when unknown."""
+
+    start: str | None = None
+    eind: str | None = None
+
+
+class Rapport(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A delivery's op-orde-rapport is ready (topic `ddas.rapporten.v1`, report -> publish): its
+    figures, counts only (no personal data).
+
+    Kafka key: `levering_id`.
+    """
+
+    event_id: str
+    """A UUID, unique per event."""
+    levering_id: str
+    versie: int
+    """The report's version for this delivery (`rapporten.versie`, from 1)."""
+    organisatie: str
+    """The aanleverende organisatie (KvK number or gemeentecode) of the delivery."""
+    periode: RapportPeriode
+    oor: dict[str, Any]
+    """The OOR as JSON (services/report/README.md describes its shape)."""
+
+    def key(self) -> str:
+        return self.levering_id
+
+
 def chunk_key(levering_id: str, chunk: int) -> str:
     """The Kafka key of a chunk: `<levering_id>:<chunk>`."""
     return f"{levering_id}:{chunk}"
@@ -109,9 +139,10 @@ def chunk_key(levering_id: str, chunk: int) -> str:
 _encoder = msgspec.json.Encoder()
 _chunk_decoder = msgspec.json.Decoder(Chunk)
 _event_decoder = msgspec.json.Decoder(LeveringEvent)
+_rapport_decoder = msgspec.json.Decoder(Rapport)
 
 
-def encode(event: Chunk | LeveringEvent) -> bytes:
+def encode(event: Chunk | LeveringEvent | Rapport) -> bytes:
     """The event as compact JSON bytes (the Kafka message value)."""
     return _encoder.encode(event)
 
@@ -124,3 +155,8 @@ def decode_chunk(data: bytes | str) -> Chunk:
 def decode_levering_event(data: bytes | str) -> LeveringEvent:
     """A `LeveringEvent` from its JSON; raises `msgspec.ValidationError` / `msgspec.DecodeError`."""
     return _event_decoder.decode(data)
+
+
+def decode_rapport(data: bytes | str) -> Rapport:
+    """A `Rapport` from its JSON; raises `msgspec.ValidationError` / `msgspec.DecodeError`."""
+    return _rapport_decoder.decode(data)

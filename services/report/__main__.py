@@ -1,0 +1,7 @@
+"""python -m services.report"""
+
+import sys
+
+from services.report.main import main
+
+sys.exit(main())
