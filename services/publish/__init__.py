@@ -1,1 +1,2 @@
-"""The publish service."""
+"""The publish service: the approval gate, supersede, withdrawal and the disclosure-protected
+statistics (README.md)."""

@@ -1,0 +1,7 @@
+"""python -m services.publish"""
+
+import sys
+
+from services.publish.main import main
+
+sys.exit(main())
