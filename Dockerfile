@@ -21,5 +21,5 @@ RUN useradd --system --uid 10001 --no-create-home ddas
 USER ddas
 
 # ingest's API (8081), validate's health and metrics (8082).
-EXPOSE 8081 8082
+EXPOSE 8081 8082 8083 8084
 CMD ["python", "-m", "services.ingest"]

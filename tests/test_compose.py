@@ -17,6 +17,8 @@ import yaml
 from ddas import testing
 from ddas.settings import DEFAULT_KAFKA_PORT, DEFAULT_PG_PORT
 from services.ingest.settings import IngestSettings
+from services.publish.settings import PublishSettings
+from services.report.settings import ReportSettings
 from services.validate.settings import ValidateSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +117,12 @@ def test_prometheus_and_grafana_are_wired_together(compose: dict[str, Any]) -> N
 
 # -- the pipeline services ------------------------------------------------------------------
 
-PIPELINE = {"ingest": ("services.ingest", 8081), "validate": ("services.validate", 8082)}
+PIPELINE = {
+    "ingest": ("services.ingest", 8081),
+    "validate": ("services.validate", 8082),
+    "report": ("services.report", 8083),
+    "publish": ("services.publish", 8084),
+}
 
 
 @pytest.mark.parametrize("name", sorted(PIPELINE))
@@ -152,7 +159,12 @@ def test_a_pipeline_service_reaches_kafka_and_postgres_inside_the_stack(
         monkeypatch.setenv(key, re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value))
     if name == "ingest":
         monkeypatch.setenv("DDAS_PSEUDONYM_KEY", "k" * 32)
-    settings = {"ingest": IngestSettings, "validate": ValidateSettings}[name]()
+    settings = {
+        "ingest": IngestSettings,
+        "validate": ValidateSettings,
+        "report": ReportSettings,
+        "publish": PublishSettings,
+    }[name]()
     assert settings.kafka.servers == ["kafka:9092"]  # the INTERNAL listener
     user, password, db = (
         postgres[k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
@@ -168,6 +180,8 @@ def test_ingest_gets_the_pseudonym_key_from_the_environment(compose: dict[str, A
     assert re.fullmatch(r"\$\{DDAS_PSEUDONYM_KEY(:?-)?\}", env["DDAS_PSEUDONYM_KEY"])
     assert "DDAS_TEST_MODE" not in env  # the fixed test key never in a deployment
     assert "DDAS_PSEUDONYM_KEY" not in _env(compose["services"]["validate"])  # no need
+    assert "DDAS_PSEUDONYM_KEY" not in _env(compose["services"]["report"])
+    assert "DDAS_PSEUDONYM_KEY" not in _env(compose["services"]["publish"])
 
 
 @pytest.mark.parametrize("name", sorted(PIPELINE))
@@ -213,3 +227,31 @@ def test_the_dockerfile_installs_the_project_on_python_3_11_slim() -> None:
     assert re.search(r'CMD \["python", "-m", "services\.\w+"\]', dockerfile)
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv/", ".run/", ".cache/"} <= set(ignored)
+
+
+def test_prometheus_loads_the_alert_rules_and_grafana_the_dashboards(
+    compose: dict[str, Any],
+) -> None:
+    """The rules and dashboards of deploy/ reach the containers where their configuration
+    looks for them (tests/ops checks their content)."""
+    prometheus = compose["services"]["prometheus"]
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in prometheus["volumes"]}
+    assert mounts["./deploy/prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["rules/*.yml"]  # relative to the configuration file
+    assert mounts["./deploy/prometheus/rules"] == "/etc/prometheus/rules"
+    assert list((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert "--web.enable-lifecycle" in prometheus["command"]  # reload after a threshold edit
+    grafana = compose["services"]["grafana"]
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in grafana["volumes"]}
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    providers = yaml.safe_load(
+        (ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "ddas.yml").read_text()
+    )["providers"]
+    assert mounts["./deploy/grafana/dashboards"] == providers[0]["options"]["path"]
+    assert list((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
+    for service in (prometheus, grafana):
+        test = " ".join(service["healthcheck"]["test"])
+        assert "/-/ready" in test or "/api/health" in test
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"

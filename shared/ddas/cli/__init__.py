@@ -12,13 +12,22 @@ import click
 
 # name -> module exposing `command`
 SUBCOMMANDS: dict[str, str] = {
+    "approve": "ddas.cli.approve",
     "check": "ddas.cli.check",
+    "docs": "ddas.cli.docs",
+    "collect": "ddas.cli.collect",
+    "demo": "ddas.cli.demo",
     "generate": "ddas.cli.generate",
     "infra": "ddas.cli.infra",
+    "report": "ddas.cli.report",
     "serve": "ddas.cli.serve",
+    "stats": "ddas.cli.stats",
     "status": "ddas.cli.status",
     "submit": "ddas.cli.submit",
     "supplier": "ddas.cli.supplier",
+    "withdraw": "ddas.cli.withdraw",
+    "webhook": "ddas.cli.webhook",
+    "supplier-api": "ddas.cli.supplier_api",
 }
 
 
