@@ -27,14 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 import sys
 import uuid
-from collections.abc import Generator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import asyncpg
 import msgspec
@@ -42,7 +40,6 @@ import uvicorn
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.message import StreamMessage
 
 from ddas import observability
 from ddas.db import database_ready
@@ -53,6 +50,8 @@ from ddas.messaging import build_broker, check_ack_policies, relay_producer_para
 from ddas.outbox import RelayStats, run_relay
 from ddas.pipeline.events import decode_levering_event
 from ddas.registry import Registry
+from ddas.service import UvicornServer, raw_body
+from ddas.service import serve as serve_service
 
 from . import metrics
 from .http import create_app as create_http_app
@@ -64,20 +63,9 @@ log = logging.getLogger("services.ingest")
 _VALIDATED: Final = frozenset(("gevalideerd", "afgekeurd"))
 
 
-async def _raw_body(msg: StreamMessage[Any]) -> bytes:
-    """The subscribers' decoder: the value as it came, whatever its content type says."""
-    return bytes(msg.body)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the service owns SIGTERM/SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 class IngestService:
+    name: ClassVar[str] = "ingest"
+
     def __init__(self, settings: IngestSettings, broker: KafkaBroker | None = None) -> None:
         self.settings = settings
         self.key = settings.key()  # raises MissingPseudonymKey: no default key
@@ -91,7 +79,7 @@ class IngestService:
         self.registry: Registry | None = None
         self.intake: Intake | None = None
         self.inbound: Inbound | None = None
-        self.server: _Server | None = None
+        self.server: UvicornServer | None = None
         self.port: int | None = None
         self.relay_stats = RelayStats()
         self._stop_relay = asyncio.Event()
@@ -108,7 +96,7 @@ class IngestService:
 
         subscriber_args: dict[str, Any] = {
             "auto_offset_reset": "earliest",
-            "decoder": _raw_body,
+            "decoder": raw_body,
             "session_timeout_ms": 10_000,
             "heartbeat_interval_ms": 3_000,
         }
@@ -225,7 +213,7 @@ class IngestService:
             timeout_graceful_shutdown=int(s.graceful_timeout_s),
             limit_concurrency=256,
         )
-        self.server = _Server(config)
+        self.server = UvicornServer(config)
         self._tasks.append(
             asyncio.create_task(self.server.serve(sockets=[sock]), name="ddas-ingest-http")
         )
@@ -359,30 +347,7 @@ async def serve(settings: IngestSettings | None = None) -> int:
         log.error("ingest: %s", exc)
         print(f"ingest: {exc}", file=sys.stderr)
         return 1
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await service.start()
-    except Exception as exc:
-        log.error("ingest: cannot start: %s", exc)
-        print(f"ingest: cannot start: {exc}", file=sys.stderr)
-        await service.stop()
-        return 1
-    print(f"ingest: ready on {service.url}", flush=True)
-    waiter = asyncio.ensure_future(stop.wait())
-    gave_up = asyncio.ensure_future(service.stopped.wait())
-    await asyncio.wait({waiter, gave_up}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    gave_up.cancel()
-    log.info("ingest: stopping")
-    fatal = service.fatal
-    await service.stop()
-    if fatal is not None:
-        log.error("ingest: a dependency stayed away (%s); exiting", type(fatal).__name__)
-        return 1
-    return 0
+    return await serve_service(service)
 
 
 def main() -> int:

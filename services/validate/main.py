@@ -33,11 +33,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import signal
 import sys
 import time
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import msgspec
@@ -53,6 +52,8 @@ from ddas.deadletter import DependencyLost, Retrier
 from ddas.messaging import build_broker, check_ack_policies, relay_producer_params
 from ddas.outbox import run_relay
 from ddas.pipeline.events import decode_levering_event
+from ddas.service import raw_body, run
+from ddas.service import serve as serve_service
 
 from . import metrics
 from .chunks import check_chunk
@@ -71,11 +72,6 @@ from .store import (
 log = logging.getLogger("services.validate")
 
 
-async def _raw_body(msg: StreamMessage[Any]) -> bytes:
-    """The subscriber's decoder: the value as it came, whatever its content type says."""
-    return bytes(msg.body)
-
-
 async def _tolerant_parser(record: ConsumerRecord, original: Any) -> StreamMessage[Any]:
     """FastStream's parser decodes every header as UTF-8; a header that is not would stop the
     message before the handler. Such header values are replaced in FastStream's view only
@@ -91,6 +87,8 @@ async def _tolerant_parser(record: ConsumerRecord, original: Any) -> StreamMessa
 
 
 class ValidateService:
+    name: ClassVar[str] = "validate"
+
     def __init__(self, settings: ValidateSettings, broker: KafkaBroker | None = None) -> None:
         self.settings = settings
         # The relay in this process publishes any service's outbox rows: the same producer
@@ -121,7 +119,7 @@ class ValidateService:
             auto_offset_reset="earliest",
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            decoder=_raw_body,
+            decoder=raw_body,
             parser=_tolerant_parser,
         )
 
@@ -143,7 +141,7 @@ class ValidateService:
             auto_offset_reset="earliest",
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            decoder=_raw_body,
+            decoder=raw_body,
             parser=_tolerant_parser,
         )
         async def on_levering_event(body: bytes) -> None:
@@ -279,6 +277,11 @@ class ValidateService:
         await self.http.stop()
         self.stopped.set()
 
+    @property
+    def url(self) -> str:
+        """Where /healthz, /readyz and /metrics answer."""
+        return f"http://{self.settings.http_host}:{self.http.port}"
+
     # -- collaborators ----------------------------------------------------------------------
 
     async def _send(
@@ -308,37 +311,11 @@ def create_app(settings: ValidateSettings | None = None, **overrides: Any) -> Va
 
 async def serve(settings: ValidateSettings | None = None) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or until a dependency stays away too long (exit 1)."""
-    app = create_app(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await app.start()
-    except Exception as exc:  # a migration, the database, the broker: say which, exit 1
-        log.error("validate: cannot start: %s", exc)
-        await app.stop()
-        return 1
-    print(f"validate: ready, health on port {app.http.port}", flush=True)
-    waiter = asyncio.ensure_future(stop.wait())
-    gave_up = asyncio.ensure_future(app.stopped.wait())
-    await asyncio.wait({waiter, gave_up}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    gave_up.cancel()
-    log.info("validate: stopping")
-    await app.stop()
-    if app.fatal is not None:
-        log.error("validate: a dependency stayed away (%s); exiting", type(app.fatal).__name__)
-        return 1
-    return 0
+    return await serve_service(create_app(settings))
 
 
 def main() -> int:
-    settings = ValidateSettings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    return asyncio.run(serve(settings))
+    return run(ValidateSettings(), create_app)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Annotated, Any, ClassVar, Final, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Protocol, TypeVar
 
 import asyncpg
 import uvicorn
@@ -60,7 +60,15 @@ from ddas.outbox import run_relay
 from ddas.registry import Registry
 from ddas.settings import ServiceSettings
 
-__all__ = ["ConsumerSettings", "PipelineService", "raw_body", "run", "serve"]
+__all__ = [
+    "ConsumerSettings",
+    "PipelineService",
+    "Runnable",
+    "UvicornServer",
+    "raw_body",
+    "run",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +116,7 @@ async def raw_body(msg: StreamMessage[Any]) -> bytes:
     return bytes(msg.body)
 
 
-class _Server(uvicorn.Server):
+class UvicornServer(uvicorn.Server):
     """uvicorn without its own signal handlers: the service owns SIGTERM/SIGINT."""
 
     @contextlib.contextmanager
@@ -133,7 +141,7 @@ class PipelineService:
         self.registry: Registry | None = None
         self.producer: AIOKafkaProducer | None = None
         self.sender: Sender | None = None
-        self.server: _Server | None = None
+        self.server: UvicornServer | None = None
         self.port: int | None = None
         self.retrier = Retrier(self._dead_letter, settings.retry_policy(), on_outage=self._give_up)
         self.fatal: BaseException | None = None
@@ -233,7 +241,7 @@ class PipelineService:
             timeout_graceful_shutdown=int(s.graceful_timeout_s),
             limit_concurrency=256,
         )
-        self.server = _Server(config)
+        self.server = UvicornServer(config)
         http = asyncio.create_task(self.server.serve(sockets=[sock]), name=f"ddas-{self.name}-http")
         self._tasks.append(http)
         while not self.server.started:
@@ -299,7 +307,22 @@ class PipelineService:
         return await database_ready(self.pool)
 
 
-async def serve(service: PipelineService) -> int:
+class Runnable(Protocol):
+    """What `serve` runs: a `PipelineService`, or a service with the same life cycle."""
+
+    name: ClassVar[str]
+    stopped: asyncio.Event
+    fatal: BaseException | None
+
+    @property
+    def url(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def serve(service: Runnable) -> int:
     """Run `service` until SIGTERM/SIGINT (0), or until it cannot start or a dependency stays
     away too long (1)."""
     name = service.name
@@ -329,10 +352,10 @@ async def serve(service: PipelineService) -> int:
     return 0
 
 
-S = TypeVar("S", bound=ConsumerSettings)
+S = TypeVar("S", bound=ServiceSettings)
 
 
-def run(settings: S, factory: Callable[[S], PipelineService]) -> int:
+def run(settings: S, factory: Callable[[S], Runnable]) -> int:
     """A service's `main()`: logging from its settings, then `serve` in a new event loop."""
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -118,7 +118,7 @@ async def test_ingest_killed_mid_submission_leaves_nothing_counted_and_the_retry
     first = Service("ingest", ingest_env, tmp_path / "ingest-1.log")
     services.extend([first.start(), validate.start()])
     url = await first.ready(r"ingest: ready on (http://\S+)")
-    await validate.ready(r"validate: ready, health on port (\d+)")
+    await validate.ready(r"validate: ready on http://[\d.]+:(\d+)")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     # -- the submission, and ingest killed once its first chunks are on the topic -------------

@@ -437,7 +437,7 @@ async def test_no_identifying_value_leaves_ingest(
     )
     services.extend([ingest.start(), validate.start()])
     url = await ingest.ready(r"ingest: ready on (http://\S+)")
-    await validate.ready(r"validate: ready, health on port (\d+)")
+    await validate.ready(r"validate: ready on http://[\d.]+:(\d+)")
 
     token = await add_supplier(db, "E2E", "End to end", ["10000001"])
     answers = []

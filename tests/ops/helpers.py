@@ -85,7 +85,7 @@ def service(name: str, env: dict[str, str], log: Path) -> Process:
 
 READY = {
     "ingest": r"ingest: ready on http://[\d.]+:(\d+)",
-    "validate": r"validate: ready, health on port (\d+)",
+    "validate": r"validate: ready on http://[\d.]+:(\d+)",
     "report": r"report: ready on http://[\d.]+:(\d+)",
     "publish": r"publish: ready on http://[\d.]+:(\d+)",
 }

@@ -64,7 +64,7 @@ class ValidateProcess:
         seen = self.log.stat().st_size if self.port is not None else 0
         while time.monotonic() < deadline:
             text = self.log.read_bytes()[seen:].decode(errors="replace")
-            if m := re.search(r"validate: ready, health on port (\d+)", text):
+            if m := re.search(r"validate: ready on http://[\d.]+:(\d+)", text):
                 self.port = int(m.group(1))
                 return self.port
             if self.proc.poll() is not None:
