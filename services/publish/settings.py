@@ -9,10 +9,10 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from ddas.pipeline import topics
-from ddas.service import ConsumerSettings
+from ddas.service import ApiServiceSettings
 
 
-class PublishSettings(ConsumerSettings):
+class PublishSettings(ApiServiceSettings):
     model_config = SettingsConfigDict(env_prefix="DDAS_PUBLISH_", extra="ignore")
 
     http_port: int = 8084

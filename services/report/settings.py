@@ -6,10 +6,10 @@ from __future__ import annotations
 from pydantic_settings import SettingsConfigDict
 
 from ddas.pipeline import topics
-from ddas.service import ConsumerSettings
+from ddas.service import ApiServiceSettings
 
 
-class ReportSettings(ConsumerSettings):
+class ReportSettings(ApiServiceSettings):
     model_config = SettingsConfigDict(env_prefix="DDAS_REPORT_", extra="ignore")
 
     topic: str = topics.LEVERINGEN

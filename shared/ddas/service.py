@@ -21,7 +21,7 @@ each gets `graceful_timeout_s`), the broker, the producer, the pool.
 `run(factory)` runs one around SIGTERM/SIGINT: exit 0 when stopped by a signal, 1 when it cannot
 start (the reason on stderr, no traceback) or a dependency stayed away too long.
 
-The settings are a `ConsumerSettings` (below), with the service's own env prefix.
+The settings are an `ApiServiceSettings` (below), with the service's own env prefix.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from ddas.registry import Registry
 from ddas.settings import ServiceSettings
 
 __all__ = [
+    "ApiServiceSettings",
     "ConsumerSettings",
     "PipelineService",
     "Runnable",
@@ -76,14 +77,13 @@ REGISTRY_REFRESH_S: Final = 30.0
 
 
 class ConsumerSettings(ServiceSettings):
-    """The settings every consuming service with an API has (each under its own prefix,
-    e.g. DDAS_REPORT_RETRY_ATTEMPTS)."""
+    """The settings every consuming service has (each under its own prefix, e.g.
+    DDAS_VALIDATE_RETRY_ATTEMPTS): its HTTP port, the retries before a dead letter, the relay,
+    the graceful stop."""
 
     http_host: str = "127.0.0.1"
     http_port: int = 0
     """Port of the API (and /healthz, /readyz, /metrics); 0 lets the system choose."""
-    base_url: str = ""
-    """The API's public URL, for links in notifications (empty: http://host:port)."""
     retry_attempts: Annotated[int, Field(ge=1)] = 4
     """Tries of a failing message before it goes to the dead-letter topic."""
     retry_backoff_s: Annotated[float, Field(ge=0)] = 0.5
@@ -95,10 +95,6 @@ class ConsumerSettings(ServiceSettings):
     max_message_bytes: Annotated[int, Field(ge=1024)] = RELAY_MAX_MESSAGE_BYTES
     """The relay's largest (uncompressed) message: as ingest's, since any relay publishes any
     outbox row, chunks included."""
-    notifications: bool = True
-    """Send the notifications from this process (ddas.notify.Sender; rows are claimed with
-    SKIP LOCKED, so any number of processes may)."""
-    notify: NotifySettings = Field(default_factory=NotifySettings)
     graceful_timeout_s: float = 30.0
     """On SIGTERM: how long the message and the requests in hand may take to finish."""
 
@@ -109,6 +105,18 @@ class ConsumerSettings(ServiceSettings):
             max_backoff=self.retry_max_backoff_s,
             outage=self.outage_s,
         )
+
+
+class ApiServiceSettings(ConsumerSettings):
+    """A `PipelineService`'s settings: a consumer with an API whose links go into
+    notifications, and which sends them."""
+
+    base_url: str = ""
+    """The API's public URL, for links in notifications (empty: http://host:port)."""
+    notifications: bool = True
+    """Send the notifications from this process (ddas.notify.Sender; rows are claimed with
+    SKIP LOCKED, so any number of processes may)."""
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
 
 async def raw_body(msg: StreamMessage[Any]) -> bytes:
@@ -130,7 +138,7 @@ class PipelineService:
 
     name: ClassVar[str] = "service"
 
-    def __init__(self, settings: ConsumerSettings, broker: KafkaBroker | None = None) -> None:
+    def __init__(self, settings: ApiServiceSettings, broker: KafkaBroker | None = None) -> None:
         self.settings = settings
         self.broker = broker or build_broker(
             settings.kafka,
