@@ -42,7 +42,6 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from ddas import observability
-from ddas.db import database_ready
 from ddas.db.migrate import migrate_database
 from ddas.deadletter import Retrier, RetryPolicy
 from ddas.domain.pseudonym import MissingPseudonymKey, Pseudonymiser
@@ -50,7 +49,7 @@ from ddas.messaging import build_broker, check_ack_policies, relay_producer_para
 from ddas.outbox import RelayStats, run_relay
 from ddas.pipeline.events import decode_levering_event
 from ddas.registry import Registry
-from ddas.service import UvicornServer, raw_body
+from ddas.service import ServiceBasics, UvicornServer, raw_body, refresh_registry
 from ddas.service import serve as serve_service
 
 from . import metrics
@@ -63,7 +62,7 @@ log = logging.getLogger("services.ingest")
 _VALIDATED: Final = frozenset(("gevalideerd", "afgekeurd"))
 
 
-class IngestService:
+class IngestService(ServiceBasics):
     name: ClassVar[str] = "ingest"
 
     def __init__(self, settings: IngestSettings, broker: KafkaBroker | None = None) -> None:
@@ -192,7 +191,9 @@ class IngestService:
                 name="ddas-ingest-relay",
             )
         )
-        self._tasks.append(asyncio.create_task(self._refresh_registry(), name="ddas-registry"))
+        self._tasks.append(
+            asyncio.create_task(refresh_registry(self.registry), name="ddas-registry")
+        )
         if s.collector_config:  # periodic collection over the suppliers' pull API (collect/)
             from .collect import Collector, load_config
 
@@ -267,12 +268,6 @@ class IngestService:
 
     # -- collaborators ----------------------------------------------------------------------
 
-    async def _dead_letter(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> None:
-        assert self.producer is not None
-        await self.producer.send_and_wait(topic, value=value, key=key, headers=headers)
-
     async def _publish_chunk(
         self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
     ) -> asyncio.Future[Any]:
@@ -282,17 +277,6 @@ class IngestService:
         if self.producer is None:
             raise RuntimeError("ingest is not started")
         return await spreading(self.producer)(topic, key, value, headers)
-
-    def _give_up(self, exc: BaseException) -> None:
-        self.fatal = exc
-        self.stopped.set()
-
-    async def _refresh_registry(self) -> None:
-        while True:
-            await asyncio.sleep(30)
-            with contextlib.suppress(Exception):
-                assert self.registry is not None
-                await self.registry.refresh()
 
     async def _project_status(self, body: bytes) -> None:
         """The validation's outcome and findings summary into levering_status (the state
@@ -323,12 +307,6 @@ class IngestService:
             occurred,
             event_id,
         )
-
-    async def _kafka_ready(self) -> bool:
-        return bool(await self.broker.ping(timeout=2.0))
-
-    async def _database_ready(self) -> bool:
-        return await database_ready(self.pool)
 
 
 def create_app(settings: IngestSettings | None = None, **overrides: Any) -> IngestService:

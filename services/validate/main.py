@@ -46,13 +46,12 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
 from ddas import observability
-from ddas.db import database_ready
 from ddas.db.migrate import migrate_database
 from ddas.deadletter import DependencyLost, Retrier
 from ddas.messaging import build_broker, check_ack_policies, relay_producer_params
 from ddas.outbox import run_relay
 from ddas.pipeline.events import decode_levering_event
-from ddas.service import raw_body, run
+from ddas.service import ServiceBasics, raw_body, run
 from ddas.service import serve as serve_service
 
 from . import metrics
@@ -86,7 +85,7 @@ async def _tolerant_parser(record: ConsumerRecord, original: Any) -> StreamMessa
         return message
 
 
-class ValidateService:
+class ValidateService(ServiceBasics):
     name: ClassVar[str] = "validate"
 
     def __init__(self, settings: ValidateSettings, broker: KafkaBroker | None = None) -> None:
@@ -100,7 +99,7 @@ class ValidateService:
         )
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
-        self.retrier = Retrier(self._send, settings.retry_policy(), on_outage=self._give_up)
+        self.retrier = Retrier(self._dead_letter, settings.retry_policy(), on_outage=self._give_up)
         self.http = HealthServer(
             settings.http_host,
             settings.http_port,
@@ -281,24 +280,6 @@ class ValidateService:
     def url(self) -> str:
         """Where /healthz, /readyz and /metrics answer."""
         return f"http://{self.settings.http_host}:{self.http.port}"
-
-    # -- collaborators ----------------------------------------------------------------------
-
-    async def _send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> None:
-        assert self.producer is not None
-        await self.producer.send_and_wait(topic, value=value, key=key, headers=headers)
-
-    def _give_up(self, exc: BaseException) -> None:
-        self.fatal = exc
-        self.stopped.set()
-
-    async def _kafka_ready(self) -> bool:
-        return bool(await self.broker.ping(timeout=2.0))
-
-    async def _database_ready(self) -> bool:
-        return await database_ready(self.pool)
 
 
 def create_app(settings: ValidateSettings | None = None, **overrides: Any) -> ValidateService:

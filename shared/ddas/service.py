@@ -65,8 +65,10 @@ __all__ = [
     "ConsumerSettings",
     "PipelineService",
     "Runnable",
+    "ServiceBasics",
     "UvicornServer",
     "raw_body",
+    "refresh_registry",
     "run",
     "serve",
 ]
@@ -132,7 +134,44 @@ class UvicornServer(uvicorn.Server):
         yield
 
 
-class PipelineService:
+class ServiceBasics:
+    """What every service's life cycle needs of its broker, producer and pool, written once:
+    the dead-letter send of its retrier, giving up (exit 1) when a dependency stays away, and
+    its readiness checks. The class that mixes it in sets these attributes."""
+
+    broker: KafkaBroker
+    pool: asyncpg.Pool | None
+    producer: AIOKafkaProducer | None
+    fatal: BaseException | None
+    stopped: asyncio.Event
+
+    async def _dead_letter(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        assert self.producer is not None
+        await self.producer.send_and_wait(topic, value=value, key=key, headers=headers)
+
+    def _give_up(self, exc: BaseException) -> None:
+        self.fatal = exc
+        self.stopped.set()
+
+    async def _kafka_ready(self) -> bool:
+        return bool(await self.broker.ping(timeout=2.0))
+
+    async def _database_ready(self) -> bool:
+        return await database_ready(self.pool)
+
+
+async def refresh_registry(registry: Registry) -> None:
+    """Every `REGISTRY_REFRESH_S`, the registry's revoked tokens and changed rights (forever:
+    cancel the task to stop it)."""
+    while True:
+        await asyncio.sleep(REGISTRY_REFRESH_S)
+        with contextlib.suppress(Exception):
+            await registry.refresh()
+
+
+class PipelineService(ServiceBasics):
     """Base of a service; a subclass sets `name`, declares its subscribers in `__init__` (after
     `super().__init__`), and gives its API in `http_app()`."""
 
@@ -230,7 +269,7 @@ class PipelineService:
         if s.notifications:
             self.sender = Sender(self.pool, s.notify)
             self.spawn(self.sender.run(self.stopping), "notify")
-        self.spawn(self._refresh_registry(), "registry")
+        self.spawn(refresh_registry(self.registry), "registry")
         await self.on_start()
         await self._serve_http()
         log.info("%s: API on %s; consuming %s", self.name, self.url, self.describe())
@@ -288,31 +327,6 @@ class PipelineService:
                 await asyncio.wait_for(self.pool.close(), 10)
             self.pool = None
         self.stopped.set()
-
-    # -- collaborators ------------------------------------------------------------------------
-
-    async def _dead_letter(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> None:
-        assert self.producer is not None
-        await self.producer.send_and_wait(topic, value=value, key=key, headers=headers)
-
-    def _give_up(self, exc: BaseException) -> None:
-        self.fatal = exc
-        self.stopped.set()
-
-    async def _refresh_registry(self) -> None:
-        while True:
-            await asyncio.sleep(REGISTRY_REFRESH_S)
-            with contextlib.suppress(Exception):
-                assert self.registry is not None
-                await self.registry.refresh()
-
-    async def _kafka_ready(self) -> bool:
-        return bool(await self.broker.ping(timeout=2.0))
-
-    async def _database_ready(self) -> bool:
-        return await database_ready(self.pool)
 
 
 class Runnable(Protocol):
