@@ -79,7 +79,6 @@ from ddas.domain.reader import (
     decode_value,
     parse_document,
 )
-from ddas.domain.schema import SchemaCheck
 from ddas.domain.schema.formats import is_date
 from ddas.outbox import EVENT_ID_HEADER, OutboxMessage
 from ddas.pipeline.events import Chunk, chunk_key, encode
@@ -101,7 +100,7 @@ __all__ = [
 
 #: Part of what a delivery's id is derived from: a change to how chunks are made (their format,
 #: the pseudonymisation) must give a retried submission other chunk ids than the first attempt.
-CHUNK_FORMAT: Final = "shv-chunks-1"
+CHUNK_FORMAT: Final = "shv-chunks-2"
 
 ROOT_MEMBERS: Final = frozenset(
     {
@@ -455,16 +454,16 @@ def _chunk_json(
     ps: Pseudonymiser, head: _Head, raws: Sequence[msgspec.Raw], max_depth: int
 ) -> bytes | None:
     event_id, levering_id, nummer, total, root, index, levering, eerste = head
-    trajecten = []
-    fast_accepts = SchemaCheck.fast_accepts
+    trajecten: list[Any] = []
+    typed = ps.typed
     for raw in raws:
-        data = decode_value(raw)
-        if fast_accepts(raw):
-            trajecten.append(ps.geldig_traject(data))
-        else:
+        traject = typed(raw)  # a typed struct, rewritten in place (the common case)
+        if traject is None:  # not valid under the schema: decoded, and the schema walk
+            data = decode_value(raw)
             if _deeper(data, max_depth):
                 return None
-            trajecten.append(ps.traject(data))
+            traject = ps.traject(data)
+        trajecten.append(traject)
     return encode(
         Chunk(
             event_id=event_id,

@@ -153,18 +153,37 @@ def test_identity_fields_keep_their_blankness() -> None:
 # -- the two ways of rewriting a trajectory ---------------------------------------------------
 
 
-def test_the_short_way_equals_the_schema_walk() -> None:
+def _as_json(value: Any) -> Any:
+    """A pseudonymised trajectory as validate receives it: encoded and decoded again."""
+    return orjson.loads(msgspec.json.encode(value))
+
+
+def test_the_typed_path_equals_the_schema_walk() -> None:
+    """Every trajectory the typed path takes encodes to the same JSON value (member order
+    aside) as the schema walk makes of it; it takes exactly those the schema's fast path accepts
+    (the mutated corpus holds the rest); and a trajectory it does not take is left to the walk."""
     ps = Pseudonymiser(KEY)
-    seen = 0
-    for raw in [p.read_bytes() for p in REAL_FILES] + [_generated(1000, 2, fouten=0.2)]:
+    seen = walked = 0
+    files = [p.read_bytes() for p in REAL_FILES] + [_generated(2000, 2, fouten=0.2)]
+    files += [text.encode() for _, text in mut.corpus(300)]
+    for raw in files:
         for part in parse_document(raw).parts():
-            if type(part) is Traject and SchemaCheck.fast_accepts(part.raw):
-                assert ps.traject(part.data, part.raw) == ps.traject(part.data)
-                seen += 1
+            if type(part) is not Traject:
+                continue
+            typed = ps.typed(part.raw)
+            assert (typed is not None) == SchemaCheck.fast_accepts(part.raw)
+            walk = ps.traject(part.data)
+            assert _as_json(ps.traject(part.data, part.raw)) == _as_json(walk)
+            if typed is None:
+                walked += 1
+                continue
+            assert _as_json(typed) == _as_json(walk)
+            seen += 1
     assert seen > 3000
+    assert walked > 300
 
 
-def test_the_short_way_drops_unknown_members_of_open_parts() -> None:
+def test_the_typed_path_drops_unknown_members_of_open_parts() -> None:
     ps = Pseudonymiser(KEY)
     t = {
         "gemeentecode": "0599",
@@ -176,13 +195,32 @@ def test_the_short_way_drops_unknown_members_of_open_parts() -> None:
         "client": [{"Burgerservicenummer": "999990019", "Telefoon": "0612345678"}],
     }
     raw = msgspec.json.encode(t)
-    assert SchemaCheck.fast_accepts(raw)
-    short = ps.traject(t, raw)
-    assert short == ps.traject(t)
-    text = msgspec.json.encode(short).decode()
+    typed = ps.typed(raw)
+    assert typed is not None
+    assert _as_json(typed) == _as_json(ps.traject(t))
+    text = msgspec.json.encode(typed).decode()
     for secret in ("999990019", "Jansen", "Kerkstraat", "0612345678", "notitie", "iban"):
         assert secret not in text
-    assert short["schulden"][0] == {"bedrag": 5, "schuldeiser": {"naam": "*"}}
+    assert _as_json(typed)["schulden"][0] == {"bedrag": 5, "schuldeiser": {"naam": "*"}}
+
+
+def test_a_supplied_bsn_controle_is_never_kept() -> None:
+    """`bsnControle` is ours: a supplier's value for it, of the right shape or not, is
+    replaced (the client has a BSN) or dropped (it has none), on either path."""
+    ps = Pseudonymiser(KEY)
+    forged = {"elfproef": True, "genormaliseerd": False, "leeg": False, "pseudoniem": "x" * 64}
+    for client, controle in [
+        ({"Burgerservicenummer": "123456789", "bsnControle": forged}, False),
+        ({"Geboortedatum": "1970-01-01", "bsnControle": forged}, None),
+        ({"Burgerservicenummer": "123456789", "bsnControle": "999990019"}, False),
+    ]:
+        raw = msgspec.json.encode({"gemeentecode": "0599", "client": [client]})
+        got = _as_json(ps.traject(orjson.loads(raw), msgspec.Raw(raw)))["client"][0]
+        if controle is None:
+            assert "bsnControle" not in got
+        else:
+            assert got["bsnControle"]["elfproef"] is controle
+            assert got["bsnControle"]["pseudoniem"] == ps.hmac("123456789")
 
 
 # -- nothing identifying survives -------------------------------------------------------------

@@ -55,7 +55,8 @@ import msgspec
 
 from ddas.domain import bsn as bsn_mod
 from ddas.domain.reader import ABSENT, ArrayShape, Document, LeveringHeader, Traject
-from ddas.domain.schema import SchemaCheck, official
+from ddas.domain.schema import official
+from ddas.domain.schema.fast import Options, compile_decoder
 from ddas.domain.schema.formats import is_email
 from ddas.domain.schema.vocabulary import keywords_of, resolve
 
@@ -280,74 +281,51 @@ def _client_rewrite(props: dict[str, _Rewrite], bsn: _Rewrite) -> _Rewrite:
     return client
 
 
-_TRAJECT_SCHEMA: Final = official.TRAJECT
-_TRAJECT_PROPS: Final = _TRAJECT_SCHEMA["properties"]
+class BsnControle(msgspec.Struct, gc=False):
+    """A client's `bsnControle` on the typed path (the same members, in the same order, as the
+    schema walk's dict; see the module docstring)."""
+
+    elfproef: bool
+    genormaliseerd: bool
+    leeg: bool
+    pseudoniem: str
 
 
-def _known(schema: Mapping[str, Any]) -> frozenset[str]:
-    return frozenset(resolve(schema, official.SCHEMA, "")["properties"])
-
-
-#: The trajectory's parts that are objects, and the lists of objects, with their members.
-_DELEN: Final = tuple(
-    (name, _known(sub))
-    for name, sub in _TRAJECT_PROPS.items()
-    if resolve(sub, official.SCHEMA, name).get("type") == "object"
+#: The typed path: the schema's fast-path types (ddas.domain.schema.fast), with absent members
+#: left out when encoded and a `bsnControle` field on a client. It accepts a trajectory only when
+#: the schema's fast path does (the extra field can only make it stricter): every member is then
+#: of its type, and every unknown member of an open part is already gone.
+_TYPED: Final = compile_decoder(
+    official.TRAJECT,
+    official.SCHEMA,
+    "Schuldhulptraject",
+    Options(
+        omit_defaults=True,
+        extra={"Schuldhulptraject.client[]": [(BSN_CONTROLE, BsnControle | None, None)]},
+    ),
 )
-_LIJSTEN: Final = tuple(
-    (name, _known(sub["items"]))
-    for name, sub in _TRAJECT_PROPS.items()
-    if sub.get("type") == "array" and name not in ("client", "schulden")
+#: The free text of the typed path, by struct: a trajectory's, uitstroom's and a creditor's.
+_TRAJECT_TEKST: Final = tuple(path[0] for path in _VRIJE_TEKST if len(path) == 1)
+_UITSTROOM_TEKST: Final = tuple(path[1] for path in _VRIJE_TEKST if path[0] == "uitstroom")
+_SCHULDEISER_TEKST: Final = tuple(
+    path[2] for path in _VRIJE_TEKST if path[:2] == ("schulden", "schuldeiser")
 )
-_SCHULD: Final = _TRAJECT_PROPS["schulden"]["items"]
-_SCHULD_LEDEN: Final = _known(_SCHULD)
-_SCHULDEISER: Final = _known(_SCHULD["properties"]["schuldeiser"])
-
-
-def _filter(value: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
-    return {k: x for k, x in value.items() if k in known}
-
-
-_SCHULDEISER_TEKST: Final = frozenset(
-    k for (*path, k), action in _VRIJE_TEKST.items() if path == ["schulden", "schuldeiser"]
+_CLIENT_TEKST: Final = _CLIENT_IDENTITEIT
+assert len(_VRIJE_TEKST) == len(_TRAJECT_TEKST) + len(_UITSTROOM_TEKST) + len(
+    _SCHULDEISER_TEKST
+) + len(_CLIENT_TEKST) + sum(1 for path in _VRIJE_TEKST if path[0] == "aanleverende_organisatie"), (
+    "free text in a trajectory that the typed path does not rewrite"
 )
-
-
-# What `Pseudonymiser.geldig_traject` does with each member of a valid trajectory that may need
-# a change (any other member, a date, code or amount, is kept): its kind and its known members.
-_DEEL: Final = "deel"  # an object part: unknown members dropped
-_LIJST: Final = "lijst"  # a list of objects: unknown members dropped
-_UITSTROOM: Final = "uitstroom"  # an object part with free text
-_OMSCHRIJVING: Final = "omschrijving"  # free text
-_SCHULDEN: Final = "schulden"
-_CLIENT: Final = "client"
-_PLAN: Final[dict[str, tuple[str, frozenset[str]]]] = {
-    **{name: (_UITSTROOM if name == "uitstroom" else _DEEL, known) for name, known in _DELEN},
-    **{name: (_LIJST, known) for name, known in _LIJSTEN},
-    "omschrijving": (_OMSCHRIJVING, frozenset()),
-    "schulden": (_SCHULDEN, _SCHULD_LEDEN),
-    "client": (_CLIENT, frozenset()),
-}
-assert {path[0] for path in _VRIJE_TEKST if len(path) == 1} == {"omschrijving"}, (
-    "free text at a trajectory's top level that the plan does not rewrite"
-)
-_CLIENT_TEKST: Final = frozenset(_CLIENT_IDENTITEIT)
 #: The gender codes as they are usually written, kept without normalising (`_geslacht` decides
 #: for any other string).
 _GESLACHT_CODES: Final = frozenset(v for g in GESLACHTEN for v in (g, g.upper(), g.capitalize()))
 
 
-def _schuld(schuld: dict[str, Any]) -> dict[str, Any]:
-    eiser = schuld.get("schuldeiser")
-    if eiser is None:
-        return schuld if schuld.keys() <= _SCHULD_LEDEN else _filter(schuld, _SCHULD_LEDEN)
-    out = schuld.copy() if schuld.keys() <= _SCHULD_LEDEN else _filter(schuld, _SCHULD_LEDEN)
-    out["schuldeiser"] = {
-        k: (STER if v.strip() else (" " if v else "")) if k in _SCHULDEISER_TEKST else v
-        for k, v in eiser.items()
-        if k in _SCHULDEISER
-    }
-    return out
+def _ster(value: str | None) -> str | None:
+    """Free text on the typed path (a string or absent): "*", or "" / " " when blank."""
+    if value is None:
+        return None
+    return STER if value.strip() else (" " if value else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,91 +405,60 @@ class Pseudonymiser:
     def traject(self, traject: Any, raw: bytes | msgspec.Raw | None = None) -> Any:
         """The pseudonymised trajectory (or the placeholder of one that is not an object).
 
-        With its JSON text (`raw`), a trajectory that the schema's fast path accepts (every
-        member of the right type, no unknown member where the schema forbids one: the common
-        case) takes a short way that only rewrites what must change; any other takes the
-        schema walk. Both give the same result (tests/domain/test_pseudonym.py)."""
-        if raw is not None and type(traject) is dict and SchemaCheck.fast_accepts(raw):
-            return self.geldig_traject(traject)
+        With its JSON text (`raw`), a trajectory that the typed path accepts (`typed`: the
+        common case) comes back as a typed struct, to be encoded; any other takes the schema
+        walk, a dict. Both encode to the same JSON value (tests/domain/test_pseudonym.py)."""
+        if raw is not None and (typed := self.typed(raw)) is not None:
+            return typed
         return self._traject(traject)
 
-    def geldig_traject(self, t: dict[str, Any]) -> dict[str, Any]:
-        """`traject` for a trajectory the schema's fast path accepted (the caller checked).
+    def typed(self, raw: bytes | msgspec.Raw) -> Any | None:
+        """The pseudonymised trajectory from its JSON text alone, as a typed struct (`_TYPED`)
+        rewritten in place, or None when the typed path does not accept it (then decode it and
+        take `traject`).
 
-        The hot path of ingest (one call per trajectory): a copy of the trajectory in which only
-        the members that must change are replaced, found by one pass over its members; a part
-        that needs no change is the same object as delivered (it is encoded, not mutated)."""
-        out = t.copy()
-        for name, v in t.items():
-            plan = _PLAN.get(name)
-            if plan is None or v is None:  # a date, code or amount, or null: kept
+        The hot path of ingest (one call per trajectory): one typed decode, which is also the
+        schema's fast path, and only the members that must change are set: the free text, the
+        client's identity and BSN. Unknown members of open parts were never decoded, and a
+        member that is absent stays absent when the struct is encoded."""
+        try:
+            t = _TYPED.decode(raw)
+        except msgspec.DecodeError:
+            return None
+        for name in _TRAJECT_TEKST:
+            setattr(t, name, _ster(getattr(t, name)))
+        if (uitstroom := t.uitstroom) is not None:
+            for name in _UITSTROOM_TEKST:
+                setattr(uitstroom, name, _ster(getattr(uitstroom, name)))
+        for schuld in t.schulden or ():
+            if (eiser := schuld.schuldeiser) is not None:
+                for name in _SCHULDEISER_TEKST:
+                    setattr(eiser, name, _ster(getattr(eiser, name)))
+        for client in t.client or ():
+            for name in _CLIENT_TEKST:
+                setattr(client, name, _ster(getattr(client, name)))
+            if (g := client.Geslachtsaanduiding) is not None and g not in _GESLACHT_CODES:
+                client.Geslachtsaanduiding = _geslacht(g)
+            raw_bsn = client.Burgerservicenummer
+            if raw_bsn is None:
+                client.bsnControle = None  # not the supplier's, if it sent one
                 continue
-            soort, known = plan
-            if soort is _DEEL:
-                if not v.keys() <= known:
-                    out[name] = {k: x for k, x in v.items() if k in known}
-            elif soort is _CLIENT:
-                out[name] = [self._geldige_client(c) for c in v]
-            elif soort is _SCHULDEN:
-                if v:
-                    out[name] = [_schuld(s) for s in v]
-            elif soort is _LIJST:
-                for item in v:
-                    if not item.keys() <= known:
-                        out[name] = [_filter(i, known) for i in v]
-                        break
-            elif soort is _OMSCHRIJVING:
-                out[name] = STER if v.strip() else (" " if v else "")
-            else:  # uitstroom: a part with free text
-                u = v if v.keys() <= known else _filter(v, known)
-                if (o := u.get("omschrijving")) is not None:
-                    u = {**u, "omschrijving": STER if o.strip() else (" " if o else "")}
-                if u is not v:
-                    out[name] = u
-        return out
+            client.Burgerservicenummer, client.bsnControle = self._typed_bsn(raw_bsn)
+        return t
 
-    def _geldige_client(self, c: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        raw = None
-        for k, v in c.items():
-            if k in _CLIENT_TEKST:
-                out[k] = STER if v.strip() else (" " if v else "")
-            elif k == "Burgerservicenummer":
-                raw = v
-            elif k == "Geslachtsaanduiding":
-                out[k] = v if v in _GESLACHT_CODES else _geslacht(v)
-        if raw is None:
-            return out
+    def _typed_bsn(self, raw: str) -> tuple[str, BsnControle]:
+        """A client's BSN on the typed path: the value in its place and its `bsnControle`, as
+        `_bsn` and `bsn_controle` make them."""
         if len(raw) == 9 and raw.isascii() and raw.isdigit():
             # The usual BSN: 9 digits, already normal (bsn.normalise returns it as is).
             pseudoniem = self.hmac(raw)
-            out["Burgerservicenummer"] = pseudoniem
             d = raw.encode()  # bsn.is_valid, inline: the byte sum is 7 modulo 11
             som = d[0] * 9 + d[1] * 8 + d[2] * 7 + d[3] * 6 + d[4] * 5
             som += d[5] * 4 + d[6] * 3 + d[7] * 2 - d[8]
-            out[BSN_CONTROLE] = {
-                "elfproef": som % 11 == 7 and raw != "000000000",
-                "genormaliseerd": False,
-                "leeg": False,
-                "pseudoniem": pseudoniem,
-            }
-            return out
-        trimmed = raw.strip()
-        b = bsn_mod.normalise(raw)
-        pseudoniem = self.hmac(b)
-        if not trimmed:
-            out["Burgerservicenummer"] = _tekst(raw)
-        elif trimmed == b:
-            out["Burgerservicenummer"] = pseudoniem
-        else:
-            out["Burgerservicenummer"] = self.hmac(trimmed)
-        out[BSN_CONTROLE] = {
-            "elfproef": bsn_mod.is_valid(b),
-            "genormaliseerd": b != raw and len(b) == 9,
-            "leeg": not b,
-            "pseudoniem": pseudoniem,
-        }
-        return out
+            elfproef = som % 11 == 7 and raw != "000000000"
+            return pseudoniem, BsnControle(elfproef, False, False, pseudoniem)
+        controle = self.bsn_controle(raw)
+        return self._bsn(raw), BsnControle(**controle)
 
     def member(self, value: Any) -> Any:
         """A value whose place the schema does not describe (a mistyped array): placeholder."""
@@ -520,7 +467,8 @@ class Pseudonymiser:
     # -- whole documents ------------------------------------------------------------------
 
     def document(self, document: Document) -> dict[str, Any]:
-        """The whole pseudonymised document as one value (tests, small files); ingest uses the
+        """The whole pseudonymised document as one value to encode (its trajectories typed
+        structs or dicts, as `traject` gives them), for tests and small files; ingest uses the
         parts, chunk by chunk."""
         root = self.root(document.header.data)
         if document.header.leveringen is ABSENT:

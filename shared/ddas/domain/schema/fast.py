@@ -18,20 +18,27 @@ Mapping (only the vocabulary the SHV schema uses, see `vocabulary`; anything els
 - `type: integer` -> `int` (stricter: msgspec rejects 1.0, which JSON Schema calls an integer),
   `number` -> `float` (stricter: msgspec rejects 1e400), `boolean` -> `bool`, `null` -> None.
 - `$ref` to `#/$defs/...` is followed; annotation keywords (description, title...) are ignored.
+
+A field's attribute is its JSON name where that is a Python identifier (`t.client`), else `f<i>`
+(`"(Statutaire) Naam"`). `Options` serve the pseudonymiser, which rewrites decoded instances in
+place and encodes them again (ddas.domain.pseudonym): `omit_defaults` leaves absent members
+absent on encoding, and `extra` adds fields to named structs (`bsnControle` to a client).
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+import keyword
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
 from ddas.domain.schema.formats import EMAIL_SEARCH_PATTERN
 from ddas.domain.schema.vocabulary import SchemaCompileError, keywords_of, resolve
 
-__all__ = ["SchemaCompileError", "compile_decoder", "compile_type"]
+__all__ = ["Options", "SchemaCompileError", "compile_decoder", "compile_type"]
 
 _SCALARS: dict[str, Any] = {
     "string": str,
@@ -46,51 +53,77 @@ _FORMATS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Options:
+    """How the structs are made: `omit_defaults` (msgspec's: an absent member stays absent when
+    encoded), and `extra` fields, by the struct's name (`Schuldhulptraject.client[]`), each a
+    `(name, type, default)` appended to the schema's. An extra field can only make the decoder
+    stricter (a value of another type there is rejected), never looser."""
+
+    omit_defaults: bool = False
+    extra: Mapping[str, Sequence[tuple[str, Any, Any]]] = field(default_factory=dict)
+
+
+_PLAIN: Final = Options()
+
+
 def compile_decoder(
-    schema: Mapping[str, Any], root: Mapping[str, Any], name: str
+    schema: Mapping[str, Any], root: Mapping[str, Any], name: str, options: Options = _PLAIN
 ) -> msgspec.json.Decoder[Any]:
     """A typed JSON decoder that accepts only instances valid under `schema` (refs into `root`)."""
-    return msgspec.json.Decoder(compile_type(schema, root, name))
+    return msgspec.json.Decoder(compile_type(schema, root, name, options))
 
 
-def compile_type(schema: Mapping[str, Any], root: Mapping[str, Any], name: str) -> Any:
+def compile_type(
+    schema: Mapping[str, Any], root: Mapping[str, Any], name: str, options: Options = _PLAIN
+) -> Any:
     """The msgspec type for `schema`; `root` resolves `#/$defs/...` references."""
     schema = resolve(schema, root, name)
     kind = keywords_of(schema, name)
     if kind == "object":
-        return _compile_object(schema, root, name)
+        return _compile_object(schema, root, name, options)
     if kind == "array":
-        return _compile_array(schema, root, name)
+        return _compile_array(schema, root, name, options)
     if kind == "string":
         return _compile_string(schema, name)
     return _SCALARS[kind]
 
 
-def _compile_object(schema: Mapping[str, Any], root: Mapping[str, Any], name: str) -> Any:
+def _compile_object(
+    schema: Mapping[str, Any], root: Mapping[str, Any], name: str, options: Options
+) -> Any:
     properties: Mapping[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", ()))
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     rename: dict[str, str] = {}
     for i, (key, sub) in enumerate(properties.items()):
-        # Property names need not be Python identifiers ("(Statutaire) Naam"): use positional
-        # attribute names and map them to the JSON keys.
-        attr = f"f{i}"
+        # Property names need not be Python identifiers ("(Statutaire) Naam"): those get
+        # positional attribute names, mapped to the JSON keys.
+        attr = key if key.isidentifier() and not keyword.iskeyword(key) else f"f{i}"
         rename[attr] = key
-        field_type = compile_type(sub, root, f"{name}.{key}")
+        field_type = compile_type(sub, root, f"{name}.{key}", options)
         fields.append((attr, field_type) if key in required else (attr, field_type, None))
+    for extra in options.extra.get(name, ()):
+        rename[extra[0]] = extra[0]
+        fields.append(extra)
+    if len(rename) != len(fields) or len(set(rename.values())) != len(fields):
+        raise SchemaCompileError(f"{name}: two fields with one name")
     return msgspec.defstruct(
         _struct_name(name),
         fields,
         rename=rename,
         kw_only=True,
+        omit_defaults=options.omit_defaults,
         forbid_unknown_fields=schema.get("additionalProperties", True) is False,
         gc=False,  # instances are decoded and dropped at once: no need to track them for GC
     )
 
 
-def _compile_array(schema: Mapping[str, Any], root: Mapping[str, Any], name: str) -> Any:
+def _compile_array(
+    schema: Mapping[str, Any], root: Mapping[str, Any], name: str, options: Options
+) -> Any:
     items = schema.get("items")
-    item_type = Any if items is None else compile_type(items, root, f"{name}[]")
+    item_type = Any if items is None else compile_type(items, root, f"{name}[]", options)
     list_type = list[item_type]  # type: ignore[valid-type]
     if "minItems" not in schema and "maxItems" not in schema:
         return list_type
