@@ -44,6 +44,7 @@ from urllib.parse import urlparse
 import asyncpg
 import httpx
 
+from ddas.cli._http import upload
 from ddas.db.migrate import migrate_database
 from ddas.domain.reader import parse_document
 from ddas.messaging import create_topics, delete_topics, kafka_admin
@@ -280,6 +281,9 @@ async def stored(db: DatabaseSettings, levering_id: str) -> dict[str, Any]:
             " WHERE c.levering_id = l.id)::float8 AS eerste_chunk, "
             "(SELECT extract(epoch FROM max(c.opgeslagen_op)) FROM validatie_chunks c "
             " WHERE c.levering_id = l.id)::float8 AS laatste_chunk, "
+            "(SELECT count(*) FROM validatie_chunks c WHERE c.levering_id = l.id "
+            " AND c.opgeslagen_op <= l.ontvangen_op) AS chunks_vastgelegd, "
+            "(SELECT count(*) FROM validatie_chunks c WHERE c.levering_id = l.id) AS chunks, "
             "extract(epoch FROM l.ontvangen_op)::float8 AS vastgelegd, "
             "extract(epoch FROM v.voltooid_op)::float8 AS voltooiing "
             "FROM leveringen l LEFT JOIN validatie v ON v.levering_id = l.id WHERE l.id = $1",
@@ -309,8 +313,11 @@ def submit_and_wait(
     with httpx.Client(base_url=url, headers=auth, timeout=600) as client:
         started = time.time()
         t0 = time.perf_counter()
+        content, length = upload(raw)  # as `ddas submit` sends it
         response = client.post(
-            "/v1/leveringen", content=raw, headers={"Content-Type": "application/json"}
+            "/v1/leveringen",
+            content=content,
+            headers={"Content-Type": "application/json", **length},
         )
         accepted = time.perf_counter() - t0
         if response.status_code != 202:
@@ -440,6 +447,10 @@ def main() -> int:
             ("validate completed it", "voltooiing"),
         )
         if result.get(key) is not None
+    )
+    timeline += (
+        f"\n| chunks validate had stored when ingest recorded the delivery "
+        f"| {result['chunks_vastgelegd']} of {result['chunks']} |"
     )
     print(f"""
 ### The pipeline, HTTP submit to `gevalideerd`, vs `ddas check --json`

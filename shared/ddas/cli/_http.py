@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import click
@@ -22,6 +23,20 @@ token_option = click.option(
     show_default="DDAS_TOKEN",
     help="Your API token (as `ddas supplier add` printed it).",
 )
+
+
+UPLOAD_PIECE = 1 << 20
+
+
+def upload(body: bytes) -> tuple[Iterator[bytes], dict[str, str]]:
+    """A request body for httpx, in pieces of 1 MiB, and its Content-Length header.
+
+    Given one bytes object, httpx's synchronous transport (httpcore) copies what is left of it
+    after every partial send of the socket (encode/httpcore#1029): for a national delivery of
+    170 MB that is 1.5 s of CPU before the last byte leaves. Here each piece is copied once.
+    Call it once per request: the iterator is used up by the send."""
+    pieces = (body[i : i + UPLOAD_PIECE] for i in range(0, len(body), UPLOAD_PIECE))
+    return pieces, {"Content-Length": str(len(body))}
 
 
 def fail(command: str, message: str, code: int) -> NoReturn:

@@ -219,6 +219,7 @@ def run(trajecten: int, seed: int | None, wait: bool) -> None:
     import httpx
 
     from ddas import infra
+    from ddas.cli._http import upload
     from ddas.cli.stats import render
     from ddas.registry import add_organisation_token, add_supplier
 
@@ -253,12 +254,14 @@ def run(trajecten: int, seed: int | None, wait: bool) -> None:
         path = run_dir / f"levering-{seed}.json"
         raw = _generate(path, trajecten, seed)
         _say(f"Levering gemaakt: {trajecten} trajecten, seed {seed} ({path})")
+        content, length = upload(raw)
         r = httpx.post(
             f"{ingest}/v1/leveringen",
-            content=raw,
+            content=content,
             headers={
                 "Authorization": f"Bearer {tokens['leverancier']}",
                 "Content-Type": "application/json",
+                **length,
             },
             timeout=120,
         )

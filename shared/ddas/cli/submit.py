@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from ddas.cli._http import fail, need_token, problem_line, token_option, url_option
+from ddas.cli._http import fail, need_token, problem_line, token_option, upload, url_option
 
 
 @click.command(name="submit")
@@ -42,7 +42,10 @@ def command(
     response = None
     for attempt in range(retries + 1):
         try:
-            response = httpx.post(endpoint, content=body, headers=headers, timeout=timeout)
+            content, length = upload(body)
+            response = httpx.post(
+                endpoint, content=content, headers=headers | length, timeout=timeout
+            )
             break
         except httpx.TransportError as exc:  # a timeout or a lost connection: send it again
             if attempt == retries:
