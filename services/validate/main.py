@@ -118,6 +118,7 @@ class ValidateService(ServiceBasics):
             auto_offset_reset="earliest",
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             decoder=raw_body,
             parser=_tolerant_parser,
         )
@@ -140,6 +141,7 @@ class ValidateService(ServiceBasics):
             auto_offset_reset="earliest",
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             decoder=raw_body,
             parser=_tolerant_parser,
         )

@@ -32,4 +32,9 @@ class ValidateSettings(ConsumerSettings):
 
     session_timeout_ms: int = 10_000
     """How soon the group notices a consumer that died (the broker's minimum is 6,000)."""
+    fetch_max_wait_ms: Annotated[int, Field(ge=0)] = 100
+    """How long the broker may hold a fetch that finds no new chunk. While one is held, the
+    consumer sends no fetch for its other partitions either: with Kafka's 500 ms, the last
+    chunks of a delivery waited half a second (docs/benchmarks.md). An idle consumer asks
+    about ten times a second instead of twice."""
     heartbeat_interval_ms: int = 3_000
