@@ -54,6 +54,7 @@ from ddas.registry import add_supplier
 from ddas.settings import DatabaseSettings, KafkaSettings
 from ddas.testing import provide_kafka, provide_postgres
 from services.ingest.intake import _organisation_keys
+from services.validate.chunks import decode_kort
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench/out"
@@ -275,7 +276,6 @@ async def stored(db: DatabaseSettings, levering_id: str) -> dict[str, Any]:
         row = await conn.fetchrow(
             "SELECT l.state, v.tabellen::text AS tabellen, "
             "(SELECT count(*) FROM bevindingen b WHERE b.levering_id = l.id) AS bevindingen, "
-            "(SELECT count(*) FROM traject_feiten f WHERE f.levering_id = l.id) AS feiten, "
             # The timeline (database clock, the same machine's): epoch seconds.
             "(SELECT extract(epoch FROM min(c.opgeslagen_op)) FROM validatie_chunks c "
             " WHERE c.levering_id = l.id)::float8 AS eerste_chunk, "
@@ -290,7 +290,11 @@ async def stored(db: DatabaseSettings, levering_id: str) -> dict[str, Any]:
             uuid.UUID(levering_id),
         )
         assert row is not None
-        return {**dict(row), "tabellen": json.loads(row["tabellen"] or "null")}
+        chunks = await conn.fetch(
+            "SELECT feiten FROM validatie_chunks WHERE levering_id = $1", uuid.UUID(levering_id)
+        )
+        feiten = sum(len(decode_kort(c["feiten"])) for c in chunks)
+        return {**dict(row), "feiten": feiten, "tabellen": json.loads(row["tabellen"] or "null")}
     finally:
         await conn.close()
 

@@ -234,8 +234,8 @@ async def decide(
 
 async def _remove_facts(conn: asyncpg.Connection, levering_id: uuid.UUID) -> dict[str, int]:
     """Everything of a withdrawn delivery that could be published: its figures here and its
-    trajectory facts (validate's `traject_feiten`, and the chunks' compact facts and OOR parts
-    in `validatie_chunks`, which hold the clients' pseudonyms too). Findings and the audit trail
+    trajectory facts (validate's chunks, `validatie_chunks`: the facts of each trajectory and
+    the OOR parts, which hold the clients' pseudonyms too). Findings and the audit trail
     stay."""
     rapporten = await conn.execute(
         "DELETE FROM publicatie_rapporten WHERE levering_id = $1", levering_id
@@ -243,12 +243,10 @@ async def _remove_facts(conn: asyncpg.Connection, levering_id: uuid.UUID) -> dic
     bijdragen = await conn.execute(
         "DELETE FROM publicatie_bijdragen WHERE levering_id = $1", levering_id
     )
-    feiten = await conn.execute("DELETE FROM traject_feiten WHERE levering_id = $1", levering_id)
     chunks = await conn.execute("DELETE FROM validatie_chunks WHERE levering_id = $1", levering_id)
     return {
         "rapporten": _count(rapporten),
         "bijdragen": _count(bijdragen),
-        "traject_feiten": _count(feiten),
         "validatie_chunks": _count(chunks),
     }
 

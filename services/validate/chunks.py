@@ -81,22 +81,6 @@ def decode_value(data: bytes | str) -> Any:
     return _VALUE.decode(data)
 
 
-class FeitRij(NamedTuple):
-    """A row of `traject_feiten` (see migration 0003), in its column order (`FEIT_KOLOMMEN`)."""
-
-    levering_id: uuid.UUID
-    levering_index: int
-    traject_index: int
-    gemeentecode: str | None
-    bsns: list[str]
-    actief: bool
-    laatste_stap: str | None
-    laatste_datum: str | None
-
-
-FEIT_KOLOMMEN: Final = FeitRij._fields
-
-
 class BevindingRij(NamedTuple):
     """A row of `bevindingen`, in its column order (`BEVINDING_KOLOMMEN`)."""
 
@@ -113,10 +97,11 @@ class BevindingRij(NamedTuple):
 
 BEVINDING_KOLOMMEN: Final = BevindingRij._fields
 
-# What the completion needs of one trajectory, compact: (trajectory index, TrajectFeit's
+# The facts of one trajectory, all that the completion needs: (trajectory index, TrajectFeit's
 # gemeentecode, bsns, actief, laatste_stap, laatste_datum, the RegelFeit or None). A chunk's
-# rows are stored together as one MessagePack value (`validatie_chunks.feiten`), so that the
-# completion reads one value per chunk instead of a row per trajectory.
+# facts are stored together as one MessagePack value (`validatie_chunks.feiten`), so that the
+# completion reads one value per chunk instead of a row per trajectory (until migration 0011
+# they were also stored as a row each, in `traject_feiten`, which nothing read).
 KortFeit = tuple[
     int,
     str | None,
@@ -147,7 +132,6 @@ class CheckedChunk:
     levering_index: int
     eerste: int
     levering_json: str | None  # the levering header's JSON when this chunk starts it
-    feiten: list[FeitRij] = field(default_factory=list)
     kort: bytes = b""  # the completion's facts of the chunk (KortFeit rows, MessagePack)
     oor: bytes = b""  # the chunk's OOR part (`OorDeel.encode()`), for the report
     bevindingen: list[BevindingRij] = field(default_factory=list)
@@ -226,7 +210,6 @@ def _check_chunk(data: bytes) -> CheckedChunk:
     check_schema = _SCHEMA.traject
     check_rules = engine.check_traject_feit
     decode_value = _VALUE.decode
-    add_feit = result.feiten.append
     kort: list[KortFeit] = []
     add_kort = kort.append
     oor = Oor(periode, tabellen=False)
@@ -245,7 +228,6 @@ def _check_chunk(data: bytes) -> CheckedChunk:
             add(FASE_REGELS, lev, j, found)
         feit = traject_feit(data, periode)
         add_kort((j, *feit, regel))
-        add_feit(FeitRij(levering_id, lev, j, *feit))
         add_oor(data, feit=feit)
     result.kort = _KORT_ENCODER.encode(kort)
     result.oor = oor.deel().encode()

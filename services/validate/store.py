@@ -1,6 +1,6 @@
 """Validate's PostgreSQL side: one transaction per chunk, and the completion of a delivery once
 every chunk is stored and ingest has recorded the delivery (tables in migrations 0003_validate.sql,
-0009_overlap.sql and 0010_oor_delen.sql).
+0009_overlap.sql, 0010_oor_delen.sql and 0011_traject_feiten_weg.sql).
 
 Ingest publishes a delivery's chunks while it is still making them and records the delivery
 (its `leveringen` row) only when every chunk is acknowledged (docs/pipeline.md). So chunks may
@@ -9,12 +9,12 @@ recorded delivery is ever completed.
 
 Per chunk, in one transaction:
 1. the processed-event row (consumer `validate`, the chunk's event id) and the chunk's row in
-   `validatie_chunks`, with the completion's facts of the chunk and its OOR part for the report
-   (migration 0010): when either exists already, the chunk was stored before and this
-   delivery of it is a no-op (apart from `validatie.bijgewerkt_op`: a retried submission
-   keeps its staged chunks alive);
-2. the levering header (by the chunk that starts the levering), the facts and the findings,
-   with COPY (`copy_records_to_table`): no round trip per trajectory;
+   `validatie_chunks`, with the facts of its trajectories (one MessagePack value) and its OOR
+   part for the report (migration 0010): when either exists already, the chunk was stored
+   before and this delivery of it is a no-op (apart from `validatie.bijgewerkt_op`: a retried
+   submission keeps its staged chunks alive);
+2. the levering header (by the chunk that starts the levering) and the findings, with COPY
+   (`copy_records_to_table`): no round trip per finding;
 3. the delivery's counter, `validatie.klaar`, upserted last: the row lock it takes is held to
    the commit, so of two chunk transactions finishing at once the later one sees the earlier
    one's count and facts, and exactly one of them sees `klaar == chunks`;
@@ -54,7 +54,6 @@ from ddas.pipeline.events import Bevindingen, LeveringEvent
 
 from .chunks import (
     BEVINDING_KOLOMMEN,
-    FEIT_KOLOMMEN,
     CheckedChunk,
     decode_kort,
     decode_value,
@@ -122,10 +121,6 @@ async def store_chunk(conn: asyncpg.Connection, chunk: CheckedChunk) -> ChunkOut
                 chunk.levering_id,
                 chunk.levering_index,
                 chunk.levering_json,
-            )
-        if chunk.feiten:
-            await conn.copy_records_to_table(
-                "traject_feiten", records=chunk.feiten, columns=FEIT_KOLOMMEN
             )
         if chunk.bevindingen:
             await conn.copy_records_to_table(
@@ -246,8 +241,7 @@ async def drop_stale(conn: asyncpg.Connection, levering_id: uuid.UUID, stale_aft
             CONSUMER,
             levering_id,
         )
-        for table in ("traject_feiten", "bevindingen", "validatie_leveringen", "validatie_chunks",
-                      "validatie"):  # fmt: skip
+        for table in ("bevindingen", "validatie_leveringen", "validatie_chunks", "validatie"):
             await conn.execute(f"DELETE FROM {table} WHERE levering_id = $1", levering_id)
     return True
 

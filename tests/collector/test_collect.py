@@ -50,6 +50,7 @@ from services.ingest.settings import IngestSettings
 from services.validate.main import ValidateService
 from services.validate.main import create_app as validate_app
 from tests.collector.conftest import FILE_1500, endpoint, wait_for, write_config
+from tests.validate.conftest import stored_facts
 
 pytestmark = pytest.mark.integration
 
@@ -137,12 +138,7 @@ async def findings(db: asyncpg.Connection, levering_id: uuid.UUID) -> list[tuple
 
 
 async def facts(db: asyncpg.Connection, levering_id: uuid.UUID) -> list[tuple[Any, ...]]:
-    rows = await db.fetch(
-        "SELECT levering_index, traject_index, gemeentecode, bsns, actief, laatste_stap, "
-        "laatste_datum FROM traject_feiten WHERE levering_id = $1 ORDER BY 1, 2",
-        levering_id,
-    )
-    return [tuple(r) for r in rows]
+    return [(lev, *feit) for lev, feit in await stored_facts(db, levering_id)]
 
 
 async def chunk_facts(db: asyncpg.Connection, levering_id: uuid.UUID) -> list[tuple[Any, ...]]:

@@ -24,12 +24,7 @@ pytestmark = pytest.mark.integration
 
 
 async def add_facts(env: Env, levering_id: uuid.UUID) -> None:
-    """A trajectory fact, a chunk's compact facts and a finding, as validate stores them."""
-    await env.db.execute(
-        "INSERT INTO traject_feiten (levering_id, levering_index, traject_index, gemeentecode, "
-        "bsns, actief) VALUES ($1, 0, 0, '0503', ARRAY['a1b2'], true)",
-        levering_id,
-    )
+    """A chunk with its trajectories' facts, and a finding, as validate stores them."""
     await env.db.execute(
         "INSERT INTO validatie_chunks (levering_id, chunk, event_id, levering_index, eerste, "
         "trajecten, feiten) VALUES ($1, 0, $2, 0, 0, 1, '\\x00')",
@@ -66,7 +61,6 @@ async def test_withdrawn_before_approval_is_never_published(env: Env) -> None:
     # its facts are gone from everything that could be published; findings and audit stay
     count = "SELECT count(*) FROM {} WHERE levering_id = $1"
     assert await env.db.fetchval(count.format("publicatie_rapporten"), levering_id) == 0
-    assert await env.db.fetchval(count.format("traject_feiten"), levering_id) == 0
     assert await env.db.fetchval(count.format("validatie_chunks"), levering_id) == 0
     assert await env.db.fetchval(count.format("bevindingen"), levering_id) == 1
 
@@ -99,7 +93,6 @@ async def test_withdrawn_before_approval_is_never_published(env: Env) -> None:
     assert json.loads(audit[2]["d"]) == {
         "rapporten": 1,
         "bijdragen": 0,
-        "traject_feiten": 1,
         "validatie_chunks": 1,
     }
     notified = await env.db.fetch(

@@ -20,6 +20,7 @@ from ddas.pipeline import topics
 from ddas.pipeline.topics import dead_letter
 from ddas.settings import KafkaSettings
 from ddas.testing import shared_dir
+from services.validate.chunks import KortFeit, decode_kort
 from tests.conftest import insert_levering
 
 EXAMPLES = shared_dir() / "ddas/examples/ddas-app"
@@ -36,6 +37,19 @@ def new_levering(db: asyncpg.Connection) -> Callable[..., Awaitable[uuid.UUID]]:
     return make
 
 
+async def stored_facts(
+    conn: asyncpg.Connection, levering_id: uuid.UUID | None = None
+) -> list[tuple[int, KortFeit]]:
+    """The facts validate stored of a delivery's trajectories (of every delivery: None), in
+    file order, each with its levering index: the chunks' MessagePack values, decoded."""
+    rows = await conn.fetch(
+        "SELECT levering_index, feiten FROM validatie_chunks "
+        "WHERE $1::uuid IS NULL OR levering_id = $1 ORDER BY levering_id, levering_index, eerste",
+        levering_id,
+    )
+    return [(r["levering_index"], feit) for r in rows for feit in decode_kort(r["feiten"])]
+
+
 async def stored_result(conn: asyncpg.Connection, levering_id: uuid.UUID) -> dict[str, Any]:
     """What validate stored of a delivery: state, outcome, tables, findings in order."""
     row = await conn.fetchrow(
@@ -49,9 +63,7 @@ async def stored_result(conn: asyncpg.Connection, levering_id: uuid.UUID) -> dic
         "ORDER BY fase, levering_index, traject_index, volgnummer",
         levering_id,
     )
-    facts = await conn.fetchval(
-        "SELECT count(*) FROM traject_feiten WHERE levering_id = $1", levering_id
-    )
+    facts = len(await stored_facts(conn, levering_id))
     return {
         "state": row["state"],
         "uitkomst": row["uitkomst"],

@@ -18,14 +18,13 @@ from ddas.domain.check import CheckResult, check_document
 from ddas.domain.oor import Oor, OorDeel
 from ddas.domain.pseudonym import pseudonymise_bytes
 from ddas.domain.reader import parse_document
-from ddas.domain.tables import Periode, traject_feit
+from ddas.domain.tables import Periode, TrajectFeit, traject_feit
 from ddas.generate import Options, generate
 from ddas.pipeline.events import Chunk, encode
 from ddas.testing import shared_dir
 from services.validate.chunks import (
     CheckedChunk,
     ChunkError,
-    FeitRij,
     RawChunk,
     check_chunk,
     decode,
@@ -216,9 +215,14 @@ def test_a_chunk_keeps_the_facts_of_its_trajectories_but_not_the_trajectories() 
     checked = check_chunk(encode(chunk))
     p = Periode("2025-01-01", "2025-06-30")
     trajecten = [orjson.loads(msgspec.json.encode(t)) for t in chunk.trajecten]
-    assert [f.traject_index for f in checked.feiten] == [2, 3]
-    assert [tuple(f[3:]) for f in checked.feiten] == [traject_feit(t, p) for t in trajecten]
-    assert FeitRij._fields[-1] == "laatste_datum"  # the trajectory's JSON is no longer stored
+    feiten = decode_kort(checked.kort)
+    assert [f[0] for f in feiten] == [2, 3]
+    assert [TrajectFeit(*f[1:6]) for f in feiten] == [traject_feit(t, p) for t in trajecten]
+    # What is stored of the trajectories: their facts and the OOR part, not their text.
+    assert set(CheckedChunk.__slots__) == {  # type: ignore[attr-defined]
+        "event_id", "levering_id", "chunk", "chunks", "root", "root_json", "levering_index",
+        "eerste", "levering_json", "kort", "oor", "bevindingen", "trajecten",
+    }  # fmt: skip
     assert checked.levering_json is None and checked.chunk == 1
 
 
