@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from click.testing import CliRunner
 
 from ddas.cli import main as cli
 from ddas.cli._http import UPLOAD_PIECE
+from tests.conftest import http_server
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -44,14 +44,8 @@ class _Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_Receiver) as url:
+        yield url
 
 
 def test_a_large_file_arrives_whole_with_its_length(receiver: str, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import http.server
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from ddas.deadletter import RetryPolicy
 from services.ingest.inbound import make_event, sign_event_token
+from tests.conftest import http_server
 from tests.ingest.conftest import APP_750, Ingest, generated, organisations
 from tests.ingest.helpers import JSON, auth, read_topic, wait_published
 
@@ -81,15 +81,8 @@ def _file_server(directory: Path) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with http_server(Quiet) as url:
+        yield url
 
 
 async def test_an_inline_delivery_is_taken_in_like_an_http_one(ingest: Ingest) -> None:
