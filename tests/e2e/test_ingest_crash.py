@@ -35,7 +35,8 @@ from ddas.generate import Options, generate
 from ddas.pipeline import topics
 from ddas.registry import add_supplier
 from ddas.settings import DatabaseSettings, KafkaSettings
-from tests.e2e.test_no_raw_bsn import Service, run_topics, services  # noqa: F401 (fixtures)
+from tests.e2e.test_no_raw_bsn import run_topics, services  # noqa: F401 (fixtures)
+from tests.processes import Process
 from tests.validate.conftest import stored_facts
 
 pytestmark = pytest.mark.integration
@@ -70,7 +71,7 @@ async def test_ingest_killed_mid_submission_leaves_nothing_counted_and_the_retry
     db_settings: DatabaseSettings,
     kafka_settings: KafkaSettings,
     run_topics: dict[str, str],  # noqa: F811
-    services: list[Service],  # noqa: F811
+    services: list[Process],  # noqa: F811
 ) -> None:
     out = io.BytesIO()
     generate(out, Options(trajecten=TRAJECTEN, seed=12, fouten=0.01, leveringen=2))
@@ -104,7 +105,7 @@ async def test_ingest_killed_mid_submission_leaves_nothing_counted_and_the_retry
         "DDAS_INGEST_RELAY_POLL_S": "0.05",
         "DDAS_INGEST_GRACEFUL_TIMEOUT_S": "5",
     }
-    validate = Service(
+    validate = Process(
         "validate",
         base
         | {
@@ -116,10 +117,10 @@ async def test_ingest_killed_mid_submission_leaves_nothing_counted_and_the_retry
         },
         tmp_path / "validate.log",
     )
-    first = Service("ingest", ingest_env, tmp_path / "ingest-1.log")
+    first = Process("ingest", ingest_env, tmp_path / "ingest-1.log")
     services.extend([first.start(), validate.start()])
-    url = await first.ready(r"ingest: ready on (http://\S+)")
-    await validate.ready(r"validate: ready on http://[\d.]+:(\d+)")
+    url = await first.ready()
+    await validate.ready()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     # -- the submission, and ingest killed once its first chunks are on the topic -------------
@@ -156,9 +157,9 @@ async def test_ingest_killed_mid_submission_leaves_nothing_counted_and_the_retry
     assert len(await stored_facts(db)) == published * CHUNK_SIZE
 
     # -- the supplier tries again, at a restarted ingest --------------------------------------
-    second = Service("ingest", ingest_env, tmp_path / "ingest-2.log")
+    second = Process("ingest", ingest_env, tmp_path / "ingest-2.log")
     services.append(second.start())
-    url = await second.ready(r"ingest: ready on (http://\S+)")
+    url = await second.ready()
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         response = await client.post("/v1/leveringen", content=raw, headers=headers)
         assert response.status_code == 202, response.text

@@ -31,9 +31,6 @@ import json
 import os
 import re
 import secrets
-import signal
-import subprocess
-import sys
 import time
 import uuid
 import zlib
@@ -56,6 +53,7 @@ from ddas.pipeline.topics import dead_letter
 from ddas.registry import add_supplier
 from ddas.settings import DatabaseSettings, KafkaSettings
 from ddas.testing import shared_dir
+from tests.processes import Process, kill_all
 from tests.validate.conftest import stored_facts
 
 pytestmark = pytest.mark.integration
@@ -297,50 +295,6 @@ async def collect(
 # -- the services as processes -------------------------------------------------------------
 
 
-class Service:
-    """`python -m services.<name>` with stdout and stderr in a log file."""
-
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
-        self.name, self.env, self.log = name, env, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Service:
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.name}"],
-                cwd=REPO,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    async def ready(self, pattern: str, timeout: float = 60.0) -> str:
-        """Wait for the line that says the service is up; the pattern's group."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log.read_text(errors="replace")
-            if m := re.search(pattern, text):
-                return m.group(1)
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{text[-3000:]}")
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{self.name} not ready:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM and the exit code (0: a graceful stop); SIGKILL when it hangs."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
-
-
 @pytest.fixture
 async def run_topics(kafka_settings: KafkaSettings) -> AsyncIterator[dict[str, str]]:
     """The run's own topics (the supplier topic, the chunks) with their dead-letter twins, and
@@ -360,13 +314,10 @@ async def run_topics(kafka_settings: KafkaSettings) -> AsyncIterator[dict[str, s
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[list[Service]]:
-    made: list[Service] = []
+def services(tmp_path: Path) -> Iterator[list[Process]]:
+    made: list[Process] = []
     yield made
-    for service in made:
-        if service.proc is not None and service.proc.poll() is None:
-            service.proc.kill()
-            service.proc.wait(10)
+    kill_all(made)
 
 
 # -- the test ---------------------------------------------------------------------------------
@@ -378,7 +329,7 @@ async def test_no_identifying_value_leaves_ingest(
     db_settings: DatabaseSettings,
     kafka_settings: KafkaSettings,
     run_topics: dict[str, str],
-    services: list[Service],
+    services: list[Process],
 ) -> None:
     path = shared_dir() / APP_750
     raw = path.read_bytes()
@@ -408,7 +359,7 @@ async def test_no_identifying_value_leaves_ingest(
         "PYTHONUNBUFFERED": "1",
     }
     tag = run_topics["tag"]
-    ingest = Service(
+    ingest = Process(
         "ingest",
         base
         | {
@@ -424,7 +375,7 @@ async def test_no_identifying_value_leaves_ingest(
         },
         tmp_path / "ingest.log",
     )
-    validate = Service(
+    validate = Process(
         "validate",
         base
         | {
@@ -437,8 +388,8 @@ async def test_no_identifying_value_leaves_ingest(
         tmp_path / "validate.log",
     )
     services.extend([ingest.start(), validate.start()])
-    url = await ingest.ready(r"ingest: ready on (http://\S+)")
-    await validate.ready(r"validate: ready on http://[\d.]+:(\d+)")
+    url = await ingest.ready()
+    await validate.ready()
 
     token = await add_supplier(db, "E2E", "End to end", ["10000001"])
     answers = []

@@ -8,10 +8,7 @@ import asyncio
 import json
 import re
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +18,8 @@ import httpx
 import yaml
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
+
+from tests.processes import Process
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -37,50 +36,6 @@ def free_port() -> int:
 
 
 # -- processes --------------------------------------------------------------------------------
-
-
-class Process:
-    """A command with stdout and stderr in a log file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.name, self.argv, self.env, self.log = name, argv, env, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Process:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        return self
-
-    async def wait_for(self, pattern: str, timeout: float = 90.0) -> str:
-        """The first group of the first line of the log that matches."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log.read_text(errors="replace")
-            if m := re.search(pattern, text):
-                return m.group(1)
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{text[-3000:]}")
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.name} not ready:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
-
-
-def service(name: str, env: dict[str, str], log: Path) -> Process:
-    return Process(name, [sys.executable, "-m", f"services.{name}"], env, log)
 
 
 READY = {
@@ -120,6 +75,8 @@ class Prometheus:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = Process(
             "prometheus",
+            env,
+            directory / "prometheus.log",
             [
                 PROMETHEUS,
                 f"--config.file={config}",
@@ -127,8 +84,6 @@ class Prometheus:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--log.level=warn",
             ],
-            env,
-            directory / "prometheus.log",
         )
 
     async def start(self) -> None:

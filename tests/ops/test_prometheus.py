@@ -44,12 +44,12 @@ from ddas.pipeline.topics import dead_letter
 from ddas.registry import add_organisation_token, add_supplier
 from ddas.settings import KafkaSettings
 from ddas.testing import shared_dir
+from tests.processes import Process
 
 from .helpers import (
     PROMETHEUS_OWN,
     READY,
     SERVICES,
-    Process,
     Prometheus,
     by,
     dashboard_expressions,
@@ -60,7 +60,6 @@ from .helpers import (
     recorded_names,
     rule_expressions,
     scalar,
-    service,
 )
 
 pytestmark = pytest.mark.integration
@@ -181,12 +180,12 @@ async def stack(
         },
     }
     processes = {
-        name: service(name, base | env[name], tmp / f"{name}.log").start() for name in SERVICES
+        name: Process(name, base | env[name], tmp / f"{name}.log").start() for name in SERVICES
     }
     prometheus: Prometheus | None = None
     key = env["ingest"]["DDAS_PSEUDONYM_KEY"]
     try:
-        ports = {name: int(await processes[name].wait_for(READY[name])) for name in SERVICES}
+        ports = {name: int(await processes[name].ready(READY[name])) for name in SERVICES}
         config = prometheus_config(tmp / "prometheus", ports)
         prometheus = Prometheus(config, tmp / "prometheus", base)
         await prometheus.start()

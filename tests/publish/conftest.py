@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,7 @@ from ddas.settings import DatabaseSettings, KafkaSettings
 from ddas.testing import shared_dir
 from services.publish.main import PublishService, create_app
 from services.publish.settings import PublishSettings
-
-from .processes import processes  # noqa: F401  (a fixture)
+from tests.processes import Process, kill_all
 
 APP_750 = shared_dir() / "ddas/examples/ddas-app/testbestand_schuldhulpverlening_750.json"
 ORG = "12345678"
@@ -312,3 +311,11 @@ async def make_env(
 async def env(make_env: Callable[..., Awaitable[Env]]) -> Env:
     """A publish service of this test's own (see make_env)."""
     return await make_env()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Process]]:
+    """Processes a test started; any still running at its end are killed."""
+    made: list[Process] = []
+    yield made
+    kill_all(made)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import REPO, clean_environment
+
 from .conftest import APP_750, Env, oor_of
-from .processes import REPO, clean_environment
 from .test_gate import PERIODE
 
 pytestmark = pytest.mark.integration

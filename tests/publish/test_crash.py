@@ -18,9 +18,9 @@ import pytest
 
 from ddas.registry import add_organisation_token, add_supplier
 from ddas.settings import DatabaseSettings, KafkaSettings
+from tests.processes import Process, clean_environment
 
 from .conftest import APP_750, ORG, Env, oor_of, read_topic, until
-from .processes import ServiceProcess, clean_environment
 from .test_gate import PERIODE, expected_cells
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ async def test_killed_between_approval_and_publication_publishes_once_after_rest
     db_settings: DatabaseSettings,
     kafka_settings: KafkaSettings,
     own_topics: dict[str, str],
-    processes: list[ServiceProcess],
+    processes: list[Process],
 ) -> None:
     environment = clean_environment() | {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
@@ -49,7 +49,7 @@ async def test_killed_between_approval_and_publication_publishes_once_after_rest
         "PYTHONUNBUFFERED": "1",
     }
     log = tmp_path / "publish.log"
-    first = ServiceProcess("publish", environment, log).start()
+    first = Process("publish", environment, log).start()
     processes.append(first)
     url = await first.ready()
 
@@ -74,7 +74,7 @@ async def test_killed_between_approval_and_publication_publishes_once_after_rest
     assert await db.fetchval("SELECT count(*) FROM statistieken") == 0
     assert await db.fetchval("SELECT count(*) FROM statistiek_versies") == 0
 
-    second = ServiceProcess("publish", environment, log).start()
+    second = Process("publish", environment, log).start()
     processes.append(second)
     await second.ready()
     await env.wait_state(levering_id, "gepubliceerd", timeout=60)
@@ -104,10 +104,10 @@ async def test_killed_between_approval_and_publication_publishes_once_after_rest
     assert len({dict(r.headers)["ddas-event-id"] for r in records}) == 1
 
     # a graceful restart publishes nothing again
-    assert second.terminate() == 0
-    third = ServiceProcess("publish", environment, log).start()
+    assert second.stop() == 0
+    third = Process("publish", environment, log).start()
     processes.append(third)
     await third.ready()
     await asyncio.sleep(2.0)
     await published_once()
-    assert third.terminate() == 0
+    assert third.stop() == 0

@@ -24,8 +24,7 @@ import httpx
 import pytest
 
 from ddas import infra
-
-from .processes import REPO, clean_environment
+from tests.processes import REPO, clean_environment
 
 pytestmark = pytest.mark.integration
 

@@ -27,9 +27,9 @@ from ddas.pipeline.topics import dead_letter
 from ddas.registry import add_organisation_token, add_supplier
 from ddas.settings import DatabaseSettings, KafkaSettings
 from services.publish.model import decode_statistieken
+from tests.processes import Process, clean_environment
 
 from .conftest import APP_750, read_topic, until
-from .processes import ServiceProcess, clean_environment
 from .test_gate import expected_cells
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,7 @@ async def test_submit_to_publication_with_the_four_services(
     db: asyncpg.Connection,
     db_settings: DatabaseSettings,
     kafka_settings: KafkaSettings,
-    processes: list[ServiceProcess],
+    processes: list[Process],
 ) -> None:
     tag = uuid.uuid4().hex[:10]
     own = {
@@ -91,7 +91,7 @@ async def test_submit_to_publication_with_the_four_services(
     }
     try:
         for name, extra in env.items():
-            processes.append(ServiceProcess(name, base | extra, tmp_path / f"{name}.log").start())
+            processes.append(Process(name, base | extra, tmp_path / f"{name}.log").start())
         ingest, _, report, publish = [
             await p.ready() if p.name != "validate" else "" for p in processes
         ]
@@ -199,7 +199,7 @@ async def test_submit_to_publication_with_the_four_services(
             for c in event.cellen
         } == expected
         for p in processes:
-            assert p.terminate() == 0, p.name
+            assert p.stop() == 0, p.name
     finally:
         await delete_topics(every, settings=kafka_settings)
 

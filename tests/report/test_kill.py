@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -25,6 +22,7 @@ from ddas.messaging import create_topics
 from ddas.pipeline import topics
 from ddas.pipeline.topics import dead_letter
 from ddas.settings import DatabaseSettings, KafkaSettings
+from tests.processes import Process
 from tests.report.conftest import Delivery, WebhookReceiver, free_port, generated, levering_event
 from tests.report.test_notify import Inbox
 from tests.validate.kafka_helpers import publish, wait_for_state
@@ -41,38 +39,6 @@ def smtp() -> Iterator[tuple[Controller, Inbox]]:
         yield controller, inbox
     finally:
         controller.stop()
-
-
-class Process:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = env
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.report"],
-                env={**os.environ, **self.env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=Path(__file__).resolve().parents[2],
-            )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
 
 
 async def test_kill_9_while_sending_then_every_notification_arrives_under_its_own_id(
@@ -108,7 +74,7 @@ async def test_kill_9_while_sending_then_every_notification_arrives_under_its_ow
         "DDAS_NOTIFY_POLL_S": "0.2",
         "DDAS_NOTIFY_WEBHOOK_TIMEOUT_S": "20",
     }
-    service = Process(env, tmp_path / "report.log")
+    service = Process("report", {**os.environ, **env}, tmp_path / "report.log")
     service.start()
     try:
         await publish(

@@ -10,10 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -26,84 +22,28 @@ import pytest
 from ddas.domain.check import CheckResult, check_file
 from ddas.messaging import kafka_admin
 from ddas.settings import DatabaseSettings, KafkaSettings
+from tests.processes import Process, kill_all
 
 from .conftest import one_pass_oor, stored_oor, stored_result
 from .helpers import encoded_chunks
 from .kafka_helpers import publish, wait_for_state
 
-REPO = Path(__file__).resolve().parents[2]
 # The real broker and/or database: `make test-unit` leaves these out.
 pytestmark = pytest.mark.integration
 NewLevering = Callable[..., Awaitable[uuid.UUID]]
 
 
-class ValidateProcess:
-    """`python -m services.validate` with its output in a file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = env
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port: int | None = None
-
-    def start(self) -> ValidateProcess:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.validate"],
-                cwd=REPO,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    async def ready(self, timeout: float = 60.0) -> int:
-        """Wait for the service's 'ready' line; its health port."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        seen = self.log.stat().st_size if self.port is not None else 0
-        while time.monotonic() < deadline:
-            text = self.log.read_bytes()[seen:].decode(errors="replace")
-            if m := re.search(r"validate: ready on http://[\d.]+:(\d+)", text):
-                self.port = int(m.group(1))
-                return self.port
-            if self.proc.poll() is not None:
-                raise AssertionError(f"validate exited {self.proc.returncode}:\n{text[-3000:]}")
-            await asyncio.sleep(0.05)
-        raise AssertionError(
-            f"validate not ready after {timeout} s:\n{self.log.read_text()[-3000:]}"
-        )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self, timeout: float = 30.0) -> int:
-        """SIGTERM, and the exit code (a graceful stop is 0)."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-                raise
-        return self.proc.returncode
-
-    async def metric(self, name: str) -> float:
-        """The sum of a counter's samples on the process's /metrics."""
-        assert self.port is not None
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        body = (await reader.read()).decode()
-        writer.close()
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in body.splitlines()
-            if line.startswith(name) and not line.startswith("#")
-        )
+async def metric(process: Process, name: str) -> float:
+    """The sum of a counter's samples on a running service's /metrics."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", process.port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    body = (await reader.read()).decode()
+    writer.close()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
 
 
 @pytest.fixture
@@ -111,11 +51,11 @@ def processes(
     tmp_path: Path,
     kafka_settings: KafkaSettings,
     db_settings: DatabaseSettings,
-) -> Iterator[Callable[[str, str], ValidateProcess]]:
+) -> Iterator[Callable[[str, str], Process]]:
     """Make validate processes on a topic and group; all stopped at the end."""
-    made: list[ValidateProcess] = []
+    made: list[Process] = []
 
-    def make(topic: str, group: str) -> ValidateProcess:
+    def make(topic: str, group: str) -> Process:
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
@@ -129,15 +69,12 @@ def processes(
             "DDAS_VALIDATE_RETRY_BACKOFF_S": "0.05",
             "DDAS_VALIDATE_GRACEFUL_TIMEOUT_S": "10",
         }
-        process = ValidateProcess(env, tmp_path / f"validate-{len(made)}.log")
+        process = Process("validate", env, tmp_path / f"validate-{len(made)}.log")
         made.append(process)
         return process
 
     yield make
-    for process in made:
-        if process.proc is not None and process.proc.poll() is None:
-            process.proc.kill()
-            process.proc.wait(10)
+    kill_all(made)
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +112,7 @@ async def wait_for_stable_group(
 
 
 async def test_killed_mid_delivery_and_restarted_it_completes_with_exactly_the_figures(
-    processes: Callable[[str, str], ValidateProcess],
+    processes: Callable[[str, str], Process],
     chunk_topic: Callable[[int], Awaitable[str]],
     kafka_settings: KafkaSettings,
     db: asyncpg.Connection,
@@ -215,11 +152,11 @@ async def test_killed_mid_delivery_and_restarted_it_completes_with_exactly_the_f
     # the report's figures too: each chunk's OOR part stored once, none lost
     assert await stored_oor(db, levering_id) == expected_oor_large
     assert await db.fetchval("SELECT count(*) FROM outbox") == 1
-    assert second.terminate() == 0  # SIGTERM: a graceful stop
+    assert second.stop() == 0  # SIGTERM: a graceful stop
 
 
 async def test_two_processes_in_one_group_share_a_delivery_and_give_the_result_of_one(
-    processes: Callable[[str, str], ValidateProcess],
+    processes: Callable[[str, str], Process],
     chunk_topic: Callable[[int], Awaitable[str]],
     kafka_settings: KafkaSettings,
     db: asyncpg.Connection,
@@ -242,8 +179,8 @@ async def test_two_processes_in_one_group_share_a_delivery_and_give_the_result_o
     assert_as_ddas_check(await stored_result(db, levering_id), expected_large, 20_000)
     assert await stored_oor(db, levering_id) == expected_oor_large
 
-    stored = [await p.metric('ddas_validate_chunks_total{outcome="stored"}') for p in pair]
-    completed = [await p.metric('ddas_validate_chunks_total{outcome="completed"}') for p in pair]
+    stored = [await metric(p, 'ddas_validate_chunks_total{outcome="stored"}') for p in pair]
+    completed = [await metric(p, 'ddas_validate_chunks_total{outcome="completed"}') for p in pair]
     assert all(n > 0 for n in stored), f"one process did all the work: {stored}"
     assert sum(stored) + sum(completed) == len(chunks) and sum(completed) == 1
-    assert [p.terminate() for p in pair] == [0, 0]
+    assert [p.stop() for p in pair] == [0, 0]
