@@ -3,8 +3,9 @@ own (their own ports and run directory), with nothing of the session's broker or
 environment:
 
 1. it starts everything, prints the state, the headline figures, the report's URL (which
-   answers) and the published statistics, and on Ctrl-C (SIGINT) stops all it started: the
-   services' ports are closed and Kafka and PostgreSQL are down;
+   answers), the published statistics and the e-mails the services sent (its own mail server
+   received them), and on Ctrl-C (SIGINT), or SIGTERM, stops all it started: the services'
+   ports are closed and Kafka and PostgreSQL are down;
 2. run twice on a Kafka and PostgreSQL that were already running, the second run works as well,
    says that its delivery replaces the first one's figures, and leaves the two running.
 """
@@ -12,6 +13,8 @@ environment:
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import os
 import re
 import signal
@@ -86,9 +89,17 @@ class Demo:
     def text(self) -> str:
         return "\n".join(self.lines)
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
+    async def kill(self) -> None:
+        """Stop it, whatever happened: SIGTERM (it stops all it started, as on Ctrl-C), then
+        SIGKILL if it hangs."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 90)
+        except TimeoutError:
             self.proc.kill()
+            await self.proc.wait()
 
 
 def closed(url: str) -> bool:
@@ -105,6 +116,23 @@ def check_output(text: str) -> dict[str, str]:
     assert re.search(r"totale schuld van actieve trajecten: EUR [\d.]+", text)
     assert re.search(r"Statistieken 2025-01-01 t/m 2025-06-30 \(versie \d+\)", text)
     assert re.search(r"^totaal\s+800\s", text, re.M), text  # 800 trajectories, rounded: 800
+    # The e-mails report and publish sent, as the demo's own mail server received them: the
+    # op-orde-rapport, the approval and the publication, to the file's contact person.
+    mails = text.split("E-mails van de diensten", 1)[1]
+    for subject in (
+        "Op-orde-rapport klaar voor",
+        "DDAS: levering goedgekeurd",
+        "DDAS: cijfers gepubliceerd",
+    ):
+        assert re.search(rf"^  aan \S+@\S+\.example\.nl: {subject}", mails, re.M), text
+    # ... and kept to be read: the op-orde-rapport's e-mail links to the report.
+    mail_dir = Path(re.search(r"E-mails van de diensten .*; in (\S+)\):", text).group(1))  # type: ignore[union-attr]
+    levering = re.search(r"levering ([0-9a-f-]{36})", text).group(1)  # type: ignore[union-attr]
+    saved = sorted(mail_dir.glob(f"{levering}-*.eml"))
+    assert len(saved) >= 3
+    body = email.message_from_bytes(saved[0].read_bytes(), policy=email.policy.default)
+    assert "Op-orde-rapport" in str(body["Subject"])
+    assert f"/v1/leveringen/{levering}/rapport" in body.get_body(("plain",)).get_content()
     found = {
         "rapport": re.search(r"rapport: (http://\S+/rapport)", text),
         "statistieken": re.search(r"(http://\S+/v1/statistieken\?periode=\S+)", text),
@@ -115,7 +143,10 @@ def check_output(text: str) -> dict[str, str]:
     return {k: m.group(1) for k, m in found.items() if m}
 
 
-async def test_the_demo_runs_end_to_end_and_ctrl_c_stops_all_it_started(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_the_demo_runs_end_to_end_and_ctrl_c_stops_all_it_started(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
     env = demo_environment(tmp_path / "run")
     demo = await Demo(env).start()
     try:
@@ -131,10 +162,10 @@ async def test_the_demo_runs_end_to_end_and_ctrl_c_stops_all_it_started(tmp_path
         urls = re.findall(r"^  \w+\s+(http://127\.0\.0\.1:\d+)$", demo.text, re.M)
         assert len(urls) == 4
         assert demo.proc is not None
-        demo.proc.send_signal(signal.SIGINT)
+        demo.proc.send_signal(stop)
         assert await demo.finish() == 0, demo.text
     finally:
-        demo.kill()
+        await demo.kill()
     assert "Gestopt." in demo.text
     assert all(closed(u) for u in urls)
     status = await asyncio.to_thread(infra.status, infra_config(env))
@@ -150,13 +181,13 @@ async def test_the_demo_again_replaces_the_previous_figures(tmp_path: Path) -> N
         try:
             assert await first.finish(400) == 0, first.text
         finally:
-            first.kill()
+            await first.kill()
         printed = check_output(first.text)
         second = await Demo(env, "--stop").start()
         try:
             assert await second.finish(400) == 0, second.text
         finally:
-            second.kill()
+            await second.kill()
         check_output(second.text)
         assert (
             f"vervangt de cijfers van de eerdere levering {printed['levering']}" in second.text

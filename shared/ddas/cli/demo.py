@@ -7,9 +7,11 @@
 4. generates a delivery (`ddas generate`, a new seed each run, always the same demo
    organisation and period), submits it as the supplier, waits for the op-orde-rapport,
    approves it as the organisation and waits for the publication;
-5. prints the state, the headline figures of the report, the report's URL and the published
-   statistics, then keeps everything running until Ctrl-C (`--stop` ends at once), and stops
-   all it started: the services, and Kafka and PostgreSQL unless they were running before.
+5. prints the state, the headline figures of the report, the report's URL, the published
+   statistics and the e-mails the services sent (to a mail server of the demo's own, on a free
+   local port: nothing leaves the machine), then keeps everything running until Ctrl-C
+   (`--stop` ends at once; SIGTERM and SIGHUP count as Ctrl-C), and stops all it started: the
+   services, and Kafka and PostgreSQL unless they were running before.
 
 Run again, it makes a new delivery of the same organisation for the same period: when the
 database was kept (Kafka and PostgreSQL were running before the demo), the new delivery's
@@ -23,15 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
 import os
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Final
 
@@ -59,12 +65,41 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
 
+class Postbus:
+    """The demo's mail server (aiosmtpd on a free local port): every e-mail the services send,
+    kept to be printed."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.mails: list[tuple[list[str], EmailMessage]] = []
+        self._lock = threading.Lock()
+        self.controller = Controller(self, hostname="127.0.0.1", port=_free_port())
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        with self._lock:
+            self.mails.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+    @property
+    def port(self) -> int:
+        return int(self.controller.port)
+
+    def mails_so_far(self) -> list[tuple[list[str], EmailMessage]]:
+        """(recipients, message) of every e-mail received, in order."""
+        with self._lock:
+            return list(self.mails)
+
+
 @dataclass
 class Demo:
     run_dir: Path
     env: dict[str, str]
     services: dict[str, Service] = field(default_factory=dict)
     started_infra: list[str] = field(default_factory=list)
+    smtp_port: int = 25
 
     # -- processes --------------------------------------------------------------------------
 
@@ -78,8 +113,10 @@ class Demo:
             service = Service(name, port, log)
             env = base | {
                 var: str(port),
-                # the demo has no mail server: notifications stay queued in the database
-                f"DDAS_{name.upper()}_NOTIFICATIONS": "false",
+                # report and publish send the notifications, to the demo's mail server
+                "DDAS_NOTIFY_SMTP_HOST": "127.0.0.1",
+                "DDAS_NOTIFY_SMTP_PORT": str(self.smtp_port),
+                "DDAS_NOTIFY_POLL_S": "0.2",
             }
             if name in ("report", "publish"):
                 env[f"DDAS_{name.upper()}_BASE_URL"] = service.url
@@ -211,6 +248,13 @@ def _wait_state(
     raise DemoError(f"de levering bleef {seen}; zie de logs in de demo-map")
 
 
+_STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _bedrag(n: int) -> str:
     return f"EUR {n:,}".replace(",", ".")
 
@@ -229,7 +273,13 @@ def run(trajecten: int, seed: int | None, wait: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     _say("Kafka en PostgreSQL starten (de eerste keer haalt Maven de Kafka-jars op)...")
     before = infra.status(cfg)
-    demo = Demo(run_dir, {})
+    # SIGTERM and SIGHUP (a closed terminal, `timeout`, `kill`) stop the demo as Ctrl-C does:
+    # what it started is stopped, not left running on its ports.
+    for s in _STOP_SIGNALS[1:]:
+        signal.signal(s, _interrupted)
+    postbus = Postbus()
+    postbus.controller.start()
+    demo = Demo(run_dir, {}, smtp_port=postbus.port)
     # what was not running before is the demo's to stop (also when Ctrl-C comes during `up`)
     demo.started_infra = [n for n, s in (("kafka", before.kafka), ("postgres", before.postgres))
                           if s is None or not s.running]  # fmt: skip
@@ -313,6 +363,18 @@ def run(trajecten: int, seed: int | None, wait: bool) -> None:
         _say("Gepubliceerde statistieken (beveiligd):")
         _say(render(r.json()))
         _say(f"  {publish}/v1/statistieken?periode={periode}   (&formaat=csv)")
+        deadline = time.monotonic() + 60  # the notifications of the delivery: all sent
+        while _database(database_url, lambda conn: _waiting(conn, levering_id)):
+            if time.monotonic() > deadline:
+                raise DemoError("de e-mails bleven in de wachtrij; zie report.log en publish.log")
+            time.sleep(0.2)
+        mails = postbus.mails_so_far()
+        mail_dir = run_dir / "mail"
+        mail_dir.mkdir(exist_ok=True)
+        _say(f"E-mails van de diensten (de mailserver van de demo ving ze op; in {mail_dir}):")
+        for n, (aan, mail) in enumerate(mails, 1):
+            (mail_dir / f"{levering_id}-{n}.eml").write_bytes(mail.as_bytes())
+            _say(f"  aan {', '.join(aan)}: {mail['Subject']}")
         _say("")
         _say(f"Token leverancier:  {tokens['leverancier']}")
         _say(f"Token organisatie:  {tokens['organisatie']}")
@@ -325,11 +387,14 @@ def run(trajecten: int, seed: int | None, wait: bool) -> None:
             raise DemoError("een dienst stopte onverwacht; zie de logs in " + str(run_dir))
     finally:
         _say("Stoppen...")
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: still stop
+        # a second Ctrl-C or SIGTERM: still stop
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in _STOP_SIGNALS}
         try:
             demo.stop()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            postbus.controller.stop()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         _say("Gestopt.")
 
 
@@ -338,6 +403,17 @@ async def _tokens(conn: Any, add_supplier: Any, add_organisation_token: Any) -> 
         "leverancier": await add_supplier(conn, LEVERANCIER, "Demo-leverancier", [KVK]),
         "organisatie": await add_organisation_token(conn, KVK, omschrijving="demo"),
     }
+
+
+async def _waiting(conn: Any, levering_id: str) -> int:
+    """The delivery's notifications not sent yet (nor given up on)."""
+    import uuid
+
+    n: int = await conn.fetchval(
+        "SELECT count(*) FROM notificaties WHERE levering_id = $1 AND status = 'wachtend'",
+        uuid.UUID(levering_id),
+    )
+    return n
 
 
 async def _replaced(conn: Any, levering_id: str) -> list[str]:
