@@ -311,21 +311,20 @@ _SCHULDEISER_TEKST: Final = tuple(
     path[2] for path in _VRIJE_TEKST if path[:2] == ("schulden", "schuldeiser")
 )
 _CLIENT_TEKST: Final = _CLIENT_IDENTITEIT
-assert len(_VRIJE_TEKST) == len(_TRAJECT_TEKST) + len(_UITSTROOM_TEKST) + len(
-    _SCHULDEISER_TEKST
-) + len(_CLIENT_TEKST) + sum(1 for path in _VRIJE_TEKST if path[0] == "aanleverende_organisatie"), (
-    "free text in a trajectory that the typed path does not rewrite"
-)
+assert {path for path in _VRIJE_TEKST if path[0] != "aanleverende_organisatie"} == {
+    *((name,) for name in _TRAJECT_TEKST),
+    *(("uitstroom", name) for name in _UITSTROOM_TEKST),
+    *(("schulden", "schuldeiser", name) for name in _SCHULDEISER_TEKST),
+    *(("client", name) for name in _CLIENT_TEKST),
+}, "free text in a trajectory that the typed path does not rewrite"
 #: The gender codes as they are usually written, kept without normalising (`_geslacht` decides
 #: for any other string).
 _GESLACHT_CODES: Final = frozenset(v for g in GESLACHTEN for v in (g, g.upper(), g.capitalize()))
 
 
 def _ster(value: str | None) -> str | None:
-    """Free text on the typed path (a string or absent): "*", or "" / " " when blank."""
-    if value is None:
-        return None
-    return STER if value.strip() else (" " if value else "")
+    """Free text on the typed path (a string or absent): its placeholder (`_tekst`)."""
+    return None if value is None else _tekst(value)
 
 
 @dataclass(frozen=True, slots=True)
