@@ -112,15 +112,16 @@ class ValidateService(ServiceBasics):
         self._relay_wake = asyncio.Event()
         self._sweep: asyncio.Task[None] | None = None
 
+        consumer: dict[str, Any] = {  # both subscribers
+            "auto_offset_reset": "earliest",
+            "session_timeout_ms": settings.session_timeout_ms,
+            "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+            "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+            "decoder": raw_body,
+            "parser": _tolerant_parser,
+        }
         subscriber = self.broker.subscriber(
-            settings.topic,
-            group_id=settings.consumer_group,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            decoder=raw_body,
-            parser=_tolerant_parser,
+            settings.topic, group_id=settings.consumer_group, **consumer
         )
 
         @subscriber
@@ -136,14 +137,7 @@ class ValidateService(ServiceBasics):
         self.subscriber = subscriber
 
         @self.broker.subscriber(
-            settings.levering_topic,
-            group_id=f"{settings.consumer_group}-ontvangen",
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            decoder=raw_body,
-            parser=_tolerant_parser,
+            settings.levering_topic, group_id=f"{settings.consumer_group}-ontvangen", **consumer
         )
         async def on_levering_event(body: bytes) -> None:
             await self.on_recorded(body)
