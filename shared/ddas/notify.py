@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime as dt
 import hmac
 import logging
@@ -51,6 +50,8 @@ from prometheus_client import Counter
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from standardwebhooks.webhooks import Webhook
+
+from ddas.outbox import pause
 
 __all__ = [
     "SENT",
@@ -390,8 +391,7 @@ class Sender:
                 else:
                     wait = self.settings.poll_s
                 if claimed < self.settings.batch_size:
-                    await _wait(stop, self._wake, wait)
-                    self._wake.clear()
+                    await pause(stop, self._wake, wait)
         finally:
             await self.close()
 
@@ -454,17 +454,6 @@ class Sender:
         )
         if not 200 <= response.status_code < 300:
             raise SendError(f"HTTP {response.status_code}")
-
-
-async def _wait(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await w
 
 
 def _reason(exc: BaseException) -> str:

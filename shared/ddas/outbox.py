@@ -290,13 +290,15 @@ async def run_relay(
             failures += 1
             wait = backoff(failures, base=error_backoff, cap=max_backoff)
             log.warning("outbox relay: database error (%s), retrying in %.1fs", exc, wait)
-            await _sleep(stop, None, wait)
+            await pause(stop, None, wait)
             continue
         if claimed < batch_size:
-            await _sleep(stop, wake, poll_interval)
+            await pause(stop, wake, poll_interval)
 
 
-async def _sleep(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+async def pause(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Sleep up to `seconds`, less once `stop` or `wake` is set; `wake` is cleared after (the
+    relay's and the notification sender's wait between rounds)."""
     waiters = [asyncio.ensure_future(stop.wait())]
     if wake is not None:
         waiters.append(asyncio.ensure_future(wake.wait()))
