@@ -88,17 +88,6 @@ __all__ = [
 
 log = logging.getLogger("ddas.observability")
 
-STATES: Final = (
-    "ontvangen",
-    "gevalideerd",
-    "afgekeurd",
-    "rapport_gereed",
-    "goedgekeurd",
-    "ingetrokken",
-    "gepubliceerd",
-    "vervangen",
-)
-"""The lifecycle's states (ddas.lifecycle.STATES; repeated here to keep the import one-way)."""
 WAITING: Final = ("ontvangen", "gevalideerd", "afgekeurd", "rapport_gereed", "goedgekeurd")
 """States a delivery leaves by itself (a service's work) or by a decision (rapport_gereed)."""
 KANALEN: Final = ("email", "webhook")
@@ -444,6 +433,8 @@ def _families(
     findings: Sequence[asyncpg.Record],
     notificaties: Sequence[asyncpg.Record] | None,
 ) -> Iterator[Metric]:
+    from ddas.lifecycle import STATES  # here: ddas.lifecycle imports this module
+
     by_state = {r["state"]: r for r in states}
     count = GaugeMetricFamily("ddas_leveringen", "Deliveries by state", labels=["state"])
     age = GaugeMetricFamily(
