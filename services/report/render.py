@@ -29,6 +29,7 @@ import msgspec
 from ddas.domain import gemeenten
 from ddas.domain.oor import BEGELEIDINGSSOORTEN, FASES, OPLOSSINGSSOORTEN, SCHULDSOORTEN
 from ddas.domain.tables import LAATSTE_STAP_KOLOMMEN
+from ddas.nl import datum
 
 MIN_CLIENTEN: Final = 10
 MAX_REEKSEN: Final = 10
@@ -77,29 +78,6 @@ def euro(n: int | None) -> str:
 
 def procent(x: float | None) -> str:
     return "–" if x is None else f"{x * 100:.1f}".replace(".", ",") + " %"
-
-
-def datum(iso: str | None) -> str:
-    maanden = (
-        "januari",
-        "februari",
-        "maart",
-        "april",
-        "mei",
-        "juni",
-        "juli",
-        "augustus",
-        "september",
-        "oktober",
-        "november",
-        "december",
-    )
-    if not iso or len(iso) < 10 or not iso[:4].isdigit():
-        return iso or "onbekend"
-    try:
-        return f"{int(iso[8:10])} {maanden[int(iso[5:7]) - 1]} {iso[:4]}"
-    except (ValueError, IndexError):
-        return iso
 
 
 def periode_tekst(oor: dict[str, Any]) -> str:

@@ -8,7 +8,6 @@ Exit codes: 0 no errors (warnings allowed), 1 errors (the tables are still print
 from __future__ import annotations
 
 import sys
-from datetime import date
 from pathlib import Path
 
 import click
@@ -19,30 +18,9 @@ from ddas.domain.findings import Ernst
 from ddas.domain.reader import UnreadableFile
 from ddas.domain.steps import STAPPEN
 from ddas.domain.tables import ONBEKEND, Rij
+from ddas.nl import datum
 
-_MAANDEN = (
-    "januari",
-    "februari",
-    "maart",
-    "april",
-    "mei",
-    "juni",
-    "juli",
-    "augustus",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
 VOORBEELDEN_IN_TEKST = 3
-
-
-def _datum_nl(iso: str) -> str:
-    try:
-        d = date.fromisoformat(iso)
-    except ValueError:
-        return iso
-    return f"{d.day} {_MAANDEN[d.month - 1]} {d.year}"
 
 
 def _tabel(kop: list[str], rijen: list[list[str]]) -> list[str]:
@@ -65,7 +43,7 @@ def render_text(result: CheckResult) -> str:
     out: list[str] = []
     p = result.periode
     if p is not None:
-        out.append(f"Rapportageperiode: {_datum_nl(p.start)} - {_datum_nl(p.eind)}")
+        out.append(f"Rapportageperiode: {datum(p.start)} - {datum(p.eind)}")
     else:
         out.append("Rapportageperiode: onbekend (startdatumLevering/einddatumLevering ontbreken)")
     t = result.totalen
