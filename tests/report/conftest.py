@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
 import io
 import json
 import re
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from typing import Any
 
 import asyncpg
 import pytest
 import uvicorn
+from aiosmtpd.controller import Controller
 
 from ddas import notify
 from ddas.domain.pseudonym import TEST_KEY, pseudonymise_bytes
@@ -149,6 +153,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# -- a real SMTP server ------------------------------------------------------------------------
+
+
+class Inbox:
+    """aiosmtpd handler: keeps every message it gets."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], EmailMessage]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), msg))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Controller, Inbox]]:
+    """aiosmtpd on a free local port, with the Inbox it delivers to."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller, inbox
+    finally:
+        controller.stop()
 
 
 # -- a real webhook receiver -------------------------------------------------------------------

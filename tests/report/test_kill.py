@@ -9,7 +9,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +23,10 @@ from ddas.pipeline import topics
 from ddas.pipeline.topics import dead_letter
 from ddas.settings import DatabaseSettings, KafkaSettings
 from tests.processes import Process
-from tests.report.conftest import Delivery, WebhookReceiver, free_port, generated, levering_event
-from tests.report.test_notify import Inbox
+from tests.report.conftest import Delivery, Inbox, WebhookReceiver, generated, levering_event
 from tests.validate.kafka_helpers import publish, wait_for_state
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Controller, Inbox]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, inbox
-    finally:
-        controller.stop()
 
 
 async def test_kill_9_while_sending_then_every_notification_arrives_under_its_own_id(

@@ -6,17 +6,13 @@ webhook fails `verify`."""
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import json
 import time
 import uuid
-from email.message import EmailMessage
 from typing import Any
 
 import asyncpg
 import pytest
-from aiosmtpd.controller import Controller
 
 from ddas import notify
 from tests.report.conftest import (
@@ -28,30 +24,6 @@ from tests.report.conftest import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-class Inbox:
-    """aiosmtpd handler: keeps every message it gets."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), msg))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Any:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, inbox
-    finally:
-        controller.stop()
 
 
 def settings(**overrides: Any) -> notify.NotifySettings:

@@ -21,7 +21,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from ddas.deadletter import ERROR_CLASS
 from ddas.messaging import create_topics
@@ -42,7 +41,6 @@ from tests.report.conftest import (
     levering_event,
     record_delivery,
 )
-from tests.report.test_notify import Inbox
 from tests.validate.kafka_helpers import publish, read_all, read_keyed, wait_for_state
 
 pytestmark = pytest.mark.integration
@@ -57,17 +55,6 @@ async def topic(new_topic: Callable[..., Awaitable[str]], kafka_settings: KafkaS
         [dead_letter(name), topics.RAPPORTEN, topics.LEVERINGEN], settings=kafka_settings
     )
     return name
-
-
-@pytest.fixture
-def smtp() -> Any:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, inbox
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
